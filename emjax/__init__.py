@@ -1,0 +1,30 @@
+"""emjax: expectation-maximization and variational inference in JAX.
+
+EM is coordinate ascent on the evidence lower bound
+``log p(x | θ) ≥ E_q[log p(x, z | θ)] + H[q]``: the E-step sets ``q(z) = p(z | x, θ)``, the
+M-step maximises the expected complete-data log-likelihood. `emjax.fit` runs the whole loop,
+for many restarts at once, as one jitted program.
+
+Importing emjax never changes JAX's global configuration: enable float64 yourself with
+``jax.config.update("jax_enable_x64", True)`` if you want it.
+"""
+
+from . import datasets as datasets
+from ._elbo import ELBO as ELBO
+from ._fit import fit as fit
+from ._model import AbstractEMModel as AbstractEMModel
+from ._model import AbstractMixtureModel as AbstractMixtureModel
+from ._models._gmm import GaussianMixture as GaussianMixture
+from ._models._gmm import GaussianMixtureParams as GaussianMixtureParams
+from ._models._gmm import GaussianMixtureStats as GaussianMixtureStats
+from ._models._kmeans import KMeans as KMeans
+from ._models._kmeans import KMeansParams as KMeansParams
+from ._models._kmeans import KMeansStats as KMeansStats
+from ._solution import RESULTS as RESULTS
+from ._solution import ConvergenceWarning as ConvergenceWarning
+from ._solution import Solution as Solution
+from ._solver import EM as EM
+from ._solver import AbstractSolver as AbstractSolver
+from ._solver import HardEM as HardEM
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""Blocked passes over the rows of the data.
+
+Expected sufficient statistics and ELBOs are sums over data points, so one pass over the
+data is a ``lax.scan`` over blocks of rows that adds up the blocks' contributions. Only one
+block's intermediates (of size ``B × K × D`` for a Gaussian mixture) exist at a time, which
+keeps them in cache on a CPU and bounds memory on an accelerator. Rows that pad the data
+to a whole number of blocks carry weight 0 and so contribute nothing.
+"""
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._custom_types import Array, Data, Float
+
+# Rows x restarts x features per block: about 2 MiB of float64 intermediates per component.
+_TARGET_BLOCK_ELEMENTS = 2**16
+
+
+def default_block_size(num_points: int, num_features: int, num_parallel: int = 1) -> int:
+    """Rows per block so that a block's intermediates stay small; at most ``num_points``."""
+    rows = _TARGET_BLOCK_ELEMENTS // max(1, num_features * num_parallel)
+    return int(max(1, min(num_points, max(256, rows))))
+
+
+class Blocks(eqx.Module):
+    """Data and weights cut into ``num_blocks`` blocks of ``block_size`` rows.
+
+    Attributes:
+        data: every leaf of the data with its leading axis split into ``(num_blocks, B)``.
+        weights: sample weights of shape ``(num_blocks, B)``; padding rows have weight 0.
+    """
+
+    data: Data
+    weights: Float[Array, "nb B"]
+
+    @property
+    def num_blocks(self) -> int:
+        return self.weights.shape[0]
+
+    def block(self, i):
+        """The ``i``-th block as ``(data, weights)``."""
+        take = lambda a: jax.lax.dynamic_index_in_dim(a, i, 0, keepdims=False)  # noqa: E731
+        return jax.tree.map(take, self.data), take(self.weights)
+
+
+def make_blocks(data: Data, weights: Float[Array, " N"], block_size: int) -> Blocks:
+    """Cut the rows of ``data`` (every leaf has ``N`` rows) into blocks of ``block_size``.
+
+    The last block is padded by repeating the last row (so padded rows hold finite values)
+    with weight 0.
+    """
+    n = weights.shape[0]
+    b = int(min(block_size, n))
+    nb = math.ceil(n / b)
+    pad = nb * b - n
+
+    def cut(a):
+        if pad:
+            a = jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)], axis=0)
+        return a.reshape((nb, b) + a.shape[1:])
+
+    w = jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)]) if pad else weights
+    return Blocks(jax.tree.map(cut, data), w.reshape(nb, b))
+
+
+def combine(a, b):
+    """Combine two blocks' results: ``+`` on each element of a tuple, else ``a + b``."""
+    if isinstance(a, tuple):
+        return tuple(combine(x, y) for x, y in zip(a, b))
+    return a + b
+
+
+def accumulate(fn, blocks: Blocks):
+    """``fn(data_block, weight_block)`` summed over all blocks with `combine`.
+
+    ``fn`` returns statistics-like results (Modules with ``__add__``, arrays, or tuples of
+    them). The first block initialises the carry, so no "zero" statistics are needed.
+    """
+    first = fn(*blocks.block(0))
+    if blocks.num_blocks == 1:
+        return first
+
+    def body(carry, i):
+        return combine(carry, fn(*blocks.block(i))), None
+
+    out, _ = jax.lax.scan(body, first, jnp.arange(1, blocks.num_blocks))
+    return out
+
+
+def map_rows(fn, data: Data, block_size: int | None = None):
+    """``fn(data_block)`` applied block by block; outputs re-joined along the row axis."""
+    n = jax.tree.leaves(data)[0].shape[0]
+    num_features = math.prod(jax.tree.leaves(data)[0].shape[1:]) or 1
+    b = block_size or default_block_size(n, num_features)
+    blocks = make_blocks(data, jnp.zeros((n,)), b)
+    out = jax.lax.map(fn, blocks.data)
+    return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)

@@ -1,0 +1,309 @@
+"""`emjax.fit`: the whole EM loop, every restart, as one jitted program."""
+
+import math
+import warnings
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from ._accumulate import Blocks, default_block_size, make_blocks
+from ._custom_types import Array, Float, Int, Params, PRNGKeyArray, PyTree
+from ._elbo import ELBO
+from ._model import AbstractEMModel
+from ._solution import RESULTS, ConvergenceWarning, Solution
+from ._solver import AbstractSolver
+from ._validation import (
+    check_nonnegative_scalar,
+    check_positive_int,
+    check_sample_weight,
+    is_traced,
+)
+
+# Incremented each time `_fit_impl` is traced; the tests use it to check for retraces.
+trace_count = 0
+
+
+def _select(pred, on_true, on_false):
+    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
+
+
+def _all_finite(tree) -> Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if eqx.is_inexact_array(x)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+class _LoopState(eqx.Module):
+    params: Params  # θ_t, the parameters to evaluate next (the answer once `done`)
+    prev_params: Params  # θ_{t-1}: the fallback if θ_t gives a non-finite ELBO
+    elbo: ELBO  # ELBO at θ_{t-1} while running; at `params` once `done`
+    solver_state: PyTree
+    step: Int[Array, ""]
+    trace: Float[Array, " T"]
+    result: RESULTS
+    done: Array
+
+
+def _run_one(model, solver, blocks: Blocks, params0, rtol, atol, max_steps: int):
+    """The EM loop of one restart. Under ``vmap`` a finished restart is frozen."""
+    dtype = blocks.weights.dtype
+    init = _LoopState(
+        params=params0,
+        prev_params=params0,
+        elbo=ELBO.nan(dtype),
+        solver_state=solver.init(model, blocks, params0),
+        step=jnp.array(0, jnp.int32),
+        trace=jnp.full((max_steps + 1,), jnp.nan, dtype),
+        result=RESULTS.converged,
+        done=jnp.array(False),
+    )
+
+    def body(s: _LoopState) -> _LoopState:
+        elbo, new_params, new_solver_state = solver.step(model, blocks, s.params, s.solver_state)
+        value = elbo.total
+        finite = jnp.isfinite(value)
+        converged = (
+            (s.step > 0) & finite & (jnp.abs(value - s.elbo.total) <= atol + rtol * jnp.abs(value))
+        )
+        at_max = s.step >= max_steps
+        bad_update = finite & ~converged & ~at_max & ~_all_finite(new_params)
+        revert = ~finite & (s.step > 0)
+        done = ~finite | converged | at_max | bad_update
+
+        result = RESULTS.where(
+            ~finite | bad_update,
+            RESULTS.nonfinite,
+            RESULTS.where(converged, RESULTS.converged, RESULTS.max_steps_reached),
+        )
+        # Where to stand after this step: θ_{t+1} if going on; θ_t if stopping with a finite
+        # ELBO; θ_{t-1} (with its ELBO) if θ_t itself is not finite.
+        params = _select(done, _select(revert, s.prev_params, s.params), new_params)
+        return _LoopState(
+            params=params,
+            prev_params=s.params,
+            elbo=_select(finite, elbo, s.elbo),
+            solver_state=new_solver_state,
+            step=jnp.where(done, jnp.where(revert, s.step - 1, s.step), s.step + 1),
+            trace=s.trace.at[s.step].set(jnp.where(finite, value, jnp.nan)),
+            result=result,
+            done=done,
+        )
+
+    final = jax.lax.while_loop(lambda s: ~s.done, body, init)
+    return final.params, final.elbo, final.step, final.result, final.trace
+
+
+def _broadcast_params(params, num_restarts: int):
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, (num_restarts,) + jnp.shape(a)), params)
+
+
+@eqx.filter_jit
+def _fit_impl(
+    model: AbstractEMModel,
+    solver: AbstractSolver,
+    data,
+    weights: Float[Array, " N"],
+    key: PRNGKeyArray | None,
+    params0: Params | None,
+    params0_batched: bool,
+    num_restarts: int,
+    max_steps: int,
+    rtol,
+    atol,
+    block_size: int,
+    restart_batch_size: int | None,
+    throw: bool,
+) -> Solution:
+    global trace_count
+    trace_count += 1
+
+    blocks = make_blocks(data, weights, block_size)
+    if params0 is None:
+        keys = jax.random.split(key, num_restarts)
+        init = jax.vmap(lambda k: model.init_params(blocks, key=k))(keys)
+    elif params0_batched:
+        init = params0
+    else:
+        init = _broadcast_params(params0, num_restarts)
+
+    def run(p):
+        return _run_one(model, solver, blocks, p, rtol, atol, max_steps)
+
+    if restart_batch_size is None or restart_batch_size >= num_restarts:
+        out = jax.vmap(run)(init)
+    else:
+        out = jax.lax.map(run, init, batch_size=restart_batch_size)
+    all_params, all_elbo, all_steps, all_results, all_traces = out
+
+    totals = all_elbo.total
+    usable = jnp.isfinite(totals)
+    ok = usable & (all_results != RESULTS.nonfinite)
+    score = jnp.where(jnp.any(ok), jnp.where(ok, totals, -jnp.inf), jnp.where(usable, totals, -jnp.inf))
+    best = jnp.argmax(score)
+    pick = lambda tree: jax.tree.map(lambda a: a[best], tree)  # noqa: E731
+    params = pick(all_params)
+    result = pick(all_results)
+    solution = Solution(
+        params=params,
+        log_likelihood=model.log_likelihood(params, data, weights),
+        elbo=pick(all_elbo),
+        elbo_trace=all_traces[best],
+        num_steps=all_steps[best],
+        result=result,
+        best_restart=best,
+        restart_params=all_params,
+        restart_elbos=totals,
+        restart_results=all_results,
+        restart_num_steps=all_steps,
+        restart_elbo_traces=all_traces,
+    )
+    if throw:
+        solution = eqx.error_if(
+            solution,
+            result == RESULTS.nonfinite,
+            "emjax.fit: no restart produced finite parameters and ELBO. "
+            + RESULTS[RESULTS.nonfinite]
+            + " Pass throw=False to inspect the partial result.",
+        )
+    return solution
+
+
+def _data_shape(data):
+    leaf = jax.tree.leaves(data)[0]
+    return leaf.shape[0], math.prod(leaf.shape[1:]) or 1, leaf.dtype
+
+
+def fit(
+    model: AbstractEMModel,
+    data,
+    *,
+    key: PRNGKeyArray | None = None,
+    num_restarts: int = 1,
+    params0: Params | None = None,
+    sample_weight=None,
+    solver: AbstractSolver | None = None,
+    max_steps: int = 200,
+    rtol: float = 1e-5,
+    atol: float = 0.0,
+    throw: bool = True,
+    block_size: int | None = None,
+    restart_batch_size: int | None = None,
+) -> Solution:
+    r"""Fit ``model`` to ``data`` by an EM-type solver, with restarts, in one jitted program.
+
+    Each restart iterates ``θ_{t+1} = solver.step(θ_t)`` (for `emjax.EM`: the E-step
+    computes the expected sufficient statistics under ``q(z) = p(z | x, θ_t)``, the
+    M-step maximises the expected complete-data log-likelihood) until the ELBO
+    ``L_t = E_q[log p(x, z | θ_t)] + H[q] + log p(θ_t)`` changes by at most
+    ``atol + rtol·|L_t|`` in one step (the criterion of scikit-learn and mclust), or until
+    ``max_steps`` updates. The loop runs on device (``lax.while_loop``); restarts are
+    ``vmap``-ed, and a converged restart is frozen while the others go on. The restart with
+    the highest final ELBO is returned, together with every restart's outcome.
+
+    Every pass over the data is a ``lax.scan`` over blocks of ``block_size`` rows, adding up
+    the blocks' statistics, so memory is bounded by one block's intermediates.
+
+    The same ``key`` gives the same result. Computation follows the data's dtype: float32
+    by default, float64 when ``jax_enable_x64`` is on and the data are float64.
+
+    Args:
+        model: the model, e.g. `emjax.GaussianMixture` or `emjax.KMeans`.
+        data: the data, e.g. an ``(N, D)`` array for a mixture.
+        key: a JAX PRNG key (``jax.random.key(0)``), required unless ``params0`` is given.
+            Restart ``r`` is initialised with ``jax.random.split(key, num_restarts)[r]``.
+        num_restarts: number of random restarts, run in parallel by ``vmap``.
+        params0: initial parameters instead of the model's initialisation: one set (used
+            by every restart) or a batch with a leading restart axis (then
+            ``num_restarts`` is that axis' size).
+        sample_weight: optional non-negative weights, shape ``(N,)``; every statistic and
+            the ELBO are weighted sums, so a weight of 2 equals a duplicated row.
+        solver: `emjax.EM` (default for most models) or `emjax.HardEM` (default for
+            `emjax.KMeans`).
+        max_steps: the most parameter updates per restart (``>= 0``).
+        rtol, atol: convergence tolerances on the change of the ELBO (``>= 0``).
+        throw: if True, raise when no restart produced finite parameters. Reaching
+            ``max_steps`` is not an error: it is reported in ``result`` and, outside
+            ``jax.jit``, by a `emjax.ConvergenceWarning`.
+        block_size: rows per block of a pass over the data (default: chosen so one block's
+            intermediates stay around a few MiB).
+        restart_batch_size: run the restarts in sequential chunks of this many (each chunk
+            vmapped) to bound memory with very many restarts; default: all at once.
+
+    Returns:
+        A `Solution`: ``params``, ``log_likelihood``, ``elbo`` (parts), ``elbo_trace``,
+        ``num_steps``, ``result`` and every restart's outcome.
+
+    Raises:
+        TypeError: a model or solver of the wrong kind, or non-numeric data.
+        ValueError: data or options that cannot work (NaN or infinite values, wrong number
+            of dimensions, fewer points than components, bad sample weights, a missing
+            ``key``, ...), before any compute.
+
+    Example:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()
+        >>> model = emjax.GaussianMixture(num_components=2)
+        >>> sol = emjax.fit(model, X, key=jax.random.key(0), num_restarts=8)
+        >>> sol.params.means.shape
+        (2, 2)
+        >>> bool(sol.converged)
+        True
+    """
+    if not isinstance(model, AbstractEMModel):
+        raise TypeError(
+            f"`model` must be an emjax model (e.g. emjax.GaussianMixture); got {type(model).__name__}."
+        )
+    if solver is None:
+        solver = model.default_solver()
+    if not isinstance(solver, AbstractSolver):
+        raise TypeError(f"`solver` must be an emjax solver (e.g. emjax.EM()); got {solver!r}.")
+    solver.check_model(model)
+    data = model.check_data(data)
+    num_points, num_features, dtype = _data_shape(data)
+    weights = check_sample_weight(sample_weight, num_points, dtype)
+    num_restarts = check_positive_int(num_restarts, "num_restarts")
+    max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
+    rtol = check_nonnegative_scalar(rtol, "rtol").astype(dtype)
+    atol = check_nonnegative_scalar(atol, "atol").astype(dtype)
+    if not isinstance(throw, bool):
+        raise TypeError(f"`throw` must be True or False; got {throw!r}.")
+    if restart_batch_size is not None:
+        restart_batch_size = check_positive_int(restart_batch_size, "restart_batch_size")
+
+    batched = False
+    if params0 is not None:
+        params0, size = model.check_params(params0, data)
+        if size is not None:
+            if num_restarts not in (1, size):
+                raise ValueError(
+                    f"`params0` holds a batch of {size} initial parameter sets but "
+                    f"num_restarts={num_restarts}; pass num_restarts={size} or leave it at 1."
+                )
+            num_restarts, batched = size, True
+    elif key is None:
+        raise ValueError(
+            "`key` is required to initialise the parameters, e.g. key=jax.random.key(0) "
+            "(or pass `params0`)."
+        )
+    if key is not None and not (isinstance(key, jax.Array) or is_traced(key)):
+        raise TypeError(f"`key` must be a JAX PRNG key such as jax.random.key(0); got {key!r}.")
+
+    parallel = min(num_restarts, restart_batch_size or num_restarts)
+    if block_size is None:
+        block_size = default_block_size(num_points, num_features, parallel)
+    else:
+        block_size = min(check_positive_int(block_size, "block_size"), num_points)
+
+    solution = _fit_impl(
+        model, solver, data, weights, key, params0, batched, num_restarts, max_steps,
+        rtol, atol, block_size, restart_batch_size, throw,
+    )
+    result = solution.result._value
+    if not is_traced(result) and int(result) == int(RESULTS.max_steps_reached._value):
+        warnings.warn(
+            f"emjax.fit: the best restart did not converge in max_steps={max_steps} steps. "
+            + RESULTS[RESULTS.max_steps_reached],
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return solution

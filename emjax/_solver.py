@@ -1,0 +1,101 @@
+"""Solvers: one EM-type update as an ``(init, step)`` pair over explicit state."""
+
+import abc
+
+import equinox as eqx
+
+from ._accumulate import Blocks, accumulate
+from ._custom_types import Params, PyTree
+from ._elbo import ELBO
+from ._model import AbstractEMModel, AbstractMixtureModel
+
+
+class AbstractSolver(eqx.Module):
+    """One iteration of an EM-type algorithm.
+
+    ``init`` builds the solver's state from the model, data and initial parameters;
+    ``step(model, blocks, params, state)`` returns ``(elbo, new_params, new_state)`` where
+    ``elbo`` is the ELBO (with its prior term) **at** ``params``, before the update. The
+    loop in `emjax.fit` owns convergence checks, traces and restarts.
+    """
+
+    @abc.abstractmethod
+    def check_model(self, model: AbstractEMModel) -> None:
+        """Raise ``TypeError`` if this solver cannot fit ``model``."""
+
+    @abc.abstractmethod
+    def init(self, model: AbstractEMModel, blocks: Blocks, params: Params) -> PyTree:
+        """The solver state before the first step."""
+
+    @abc.abstractmethod
+    def step(
+        self, model: AbstractEMModel, blocks: Blocks, params: Params, state: PyTree
+    ) -> tuple[ELBO, Params, PyTree]:
+        """One update: the ELBO at ``params``, the new parameters and the new state."""
+
+
+def _full_pass(e_step, model, blocks: Blocks, params):
+    stats, elbo = accumulate(lambda x, w: e_step(params, x, w), blocks)
+    elbo = eqx.tree_at(lambda e: e.log_prior, elbo, model.log_prior(params))
+    return stats, elbo
+
+
+class EM(AbstractSolver):
+    r"""Exact expectation-maximization (Dempster, Laird & Rubin 1977).
+
+    Each step runs the E-step over all the data, which sets ``q(z) = p(z | x, θ_t)`` and
+    returns the expected sufficient statistics ``s_t``, then the M-step
+    ``θ_{t+1} = argmax_θ E_q[log p(x, z | θ)] + log p(θ)``. The ELBO at ``θ_t`` equals the
+    (penalised) log-likelihood and never decreases from one step to the next.
+
+    Example:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()
+        >>> sol = emjax.fit(emjax.GaussianMixture(2), X, key=jax.random.key(0),
+        ...                 solver=emjax.EM())
+        >>> bool(sol.converged)
+        True
+    """
+
+    def check_model(self, model):
+        if not isinstance(model, AbstractEMModel):
+            raise TypeError(f"EM() fits emjax models; got {type(model).__name__}.")
+
+    def init(self, model, blocks, params):
+        return None
+
+    def step(self, model, blocks, params, state):
+        stats, elbo = _full_pass(model.e_step, model, blocks, params)
+        return elbo, model.m_step(params, stats), state
+
+
+class HardEM(AbstractSolver):
+    r"""Classification (hard) EM: the E-step assigns each point to its most probable component.
+
+    With ``z_n = argmax_k p(z_n = k | x_n, θ_t)``, the M-step maximises the classification
+    log-likelihood ``Σ_n log p(x_n, z_n | θ)``, which therefore never decreases (Celeux &
+    Govaert 1992). For an isotropic mixture with equal weights and a common fixed variance
+    this is Lloyd's k-means algorithm, the solver `emjax.KMeans` uses by default.
+
+    Example:
+        >>> import jax, emjax
+        >>> X = emjax.datasets.load_old_faithful()
+        >>> sol = emjax.fit(emjax.GaussianMixture(2), X, key=jax.random.key(0),
+        ...                 solver=emjax.HardEM())
+        >>> int(sol.num_steps) > 0
+        True
+    """
+
+    def check_model(self, model):
+        if not isinstance(model, AbstractMixtureModel):
+            raise TypeError(
+                "HardEM() needs a model with one discrete assignment per point (a mixture); "
+                f"got {type(model).__name__}."
+            )
+
+    def init(self, model, blocks, params):
+        return None
+
+    def step(self, model, blocks, params, state):
+        stats, elbo = _full_pass(model.hard_e_step, model, blocks, params)
+        return elbo, model.m_step(params, stats), state
