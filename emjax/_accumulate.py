@@ -69,7 +69,7 @@ def make_blocks(data: Data, weights: Float[Array, " N"], block_size: int) -> Blo
 def combine(a, b):
     """Combine two blocks' results: ``+`` on each element of a tuple, else ``a + b``."""
     if isinstance(a, tuple):
-        return tuple(combine(x, y) for x, y in zip(a, b))
+        return tuple(combine(x, y) for x, y in zip(a, b, strict=True))
     return a + b
 
 
@@ -77,16 +77,18 @@ def accumulate(fn, blocks: Blocks):
     """``fn(data_block, weight_block)`` summed over all blocks with `combine`.
 
     ``fn`` returns statistics-like results (Modules with ``__add__``, arrays, or tuples of
-    them). The first block initialises the carry, so no "zero" statistics are needed.
+    them). The sum starts from zeros of ``fn``'s output structure, so ``fn`` is traced (and
+    compiled) once, inside the scan.
     """
-    first = fn(*blocks.block(0))
     if blocks.num_blocks == 1:
-        return first
+        return fn(*blocks.block(0))
+    shapes = jax.eval_shape(fn, *blocks.block(0))
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
     def body(carry, i):
         return combine(carry, fn(*blocks.block(i))), None
 
-    out, _ = jax.lax.scan(body, first, jnp.arange(1, blocks.num_blocks))
+    out, _ = jax.lax.scan(body, zeros, jnp.arange(blocks.num_blocks))
     return out
 
 

@@ -44,8 +44,17 @@ class _LoopState(eqx.Module):
     done: Array
 
 
-def _run_one(model, solver, blocks: Blocks, params0, rtol, atol, max_steps: int):
-    """The EM loop of one restart. Under ``vmap`` a finished restart is frozen."""
+def _trace_capacity(max_steps: int) -> int:
+    """Trace buffer length: a power of two >= ``max_steps + 1``, so that nearby values of
+    ``max_steps`` share one compiled program."""
+    return max(16, 1 << max_steps.bit_length())
+
+
+def _run_one(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, capacity: int):
+    """The EM loop of one restart. Under ``vmap`` a finished restart is frozen.
+
+    ``max_steps`` may be traced; ``capacity`` (static, ``> max_steps``) sizes the trace.
+    """
     dtype = blocks.weights.dtype
     init = _LoopState(
         params=params0,
@@ -53,7 +62,7 @@ def _run_one(model, solver, blocks: Blocks, params0, rtol, atol, max_steps: int)
         elbo=ELBO.nan(dtype),
         solver_state=solver.init(model, blocks, params0),
         step=jnp.array(0, jnp.int32),
-        trace=jnp.full((max_steps + 1,), jnp.nan, dtype),
+        trace=jnp.full((capacity,), jnp.nan, dtype),
         result=RESULTS.converged,
         done=jnp.array(False),
     )
@@ -107,12 +116,13 @@ def _fit_impl(
     params0: Params | None,
     params0_batched: bool,
     num_restarts: int,
-    max_steps: int,
+    max_steps,
+    capacity: int,
     rtol,
     atol,
     block_size: int,
     restart_batch_size: int | None,
-    throw: bool,
+    throw,
 ) -> Solution:
     global trace_count
     trace_count += 1
@@ -127,7 +137,7 @@ def _fit_impl(
         init = _broadcast_params(params0, num_restarts)
 
     def run(p):
-        return _run_one(model, solver, blocks, p, rtol, atol, max_steps)
+        return _run_one(model, solver, blocks, p, rtol, atol, max_steps, capacity)
 
     if restart_batch_size is None or restart_batch_size >= num_restarts:
         out = jax.vmap(run)(init)
@@ -143,10 +153,16 @@ def _fit_impl(
     pick = lambda tree: jax.tree.map(lambda a: a[best], tree)  # noqa: E731
     params = pick(all_params)
     result = pick(all_results)
+    elbo = pick(all_elbo)
+    if solver.tight_bound:
+        # The exact E-step makes the bound tight: the ELBO is the log-likelihood.
+        log_likelihood = elbo.total - elbo.log_prior
+    else:
+        log_likelihood = model.log_likelihood(params, data, weights)
     solution = Solution(
         params=params,
-        log_likelihood=model.log_likelihood(params, data, weights),
-        elbo=pick(all_elbo),
+        log_likelihood=log_likelihood,
+        elbo=elbo,
         elbo_trace=all_traces[best],
         num_steps=all_steps[best],
         result=result,
@@ -157,14 +173,14 @@ def _fit_impl(
         restart_num_steps=all_steps,
         restart_elbo_traces=all_traces,
     )
-    if throw:
-        solution = eqx.error_if(
-            solution,
-            result == RESULTS.nonfinite,
-            "emjax.fit: no restart produced finite parameters and ELBO. "
-            + RESULTS[RESULTS.nonfinite]
-            + " Pass throw=False to inspect the partial result.",
-        )
+    # `throw` is traced, so that throw=True and throw=False share one compiled program.
+    solution = eqx.error_if(
+        solution,
+        throw & (result == RESULTS.nonfinite),
+        "emjax.fit: no restart produced finite parameters and ELBO. "
+        + RESULTS[RESULTS.nonfinite]
+        + " Pass throw=False to inspect the partial result.",
+    )
     return solution
 
 
@@ -294,9 +310,17 @@ def fit(
     else:
         block_size = min(check_positive_int(block_size, "block_size"), num_points)
 
+    capacity = _trace_capacity(max_steps)
     solution = _fit_impl(
-        model, solver, data, weights, key, params0, batched, num_restarts, max_steps,
-        rtol, atol, block_size, restart_batch_size, throw,
+        model, solver, data, weights, key, params0, batched, num_restarts,
+        jnp.asarray(max_steps, jnp.int32), capacity, rtol, atol, block_size, restart_batch_size,
+        jnp.asarray(throw),
+    )
+    # Show the trace up to max_steps (the buffer is longer so that programs are shared).
+    solution = eqx.tree_at(
+        lambda s: (s.elbo_trace, s.restart_elbo_traces),
+        solution,
+        (solution.elbo_trace[: max_steps + 1], solution.restart_elbo_traces[:, : max_steps + 1]),
     )
     result = solution.result._value
     if not is_traced(result) and int(result) == int(RESULTS.max_steps_reached._value):

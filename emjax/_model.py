@@ -3,10 +3,13 @@
 import abc
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 
-from ._accumulate import Blocks
-from ._custom_types import Array, Data, Float, Params, PRNGKeyArray, Stats
+from ._accumulate import Blocks, accumulate, default_block_size, make_blocks, map_rows
+from ._custom_types import Array, Data, Float, Int, Params, PRNGKeyArray, Stats
 from ._elbo import ELBO
+from ._validation import check_sample_weight
 
 
 class AbstractEMModel(eqx.Module):
@@ -61,7 +64,10 @@ class AbstractEMModel(eqx.Module):
 
 
 class AbstractMixtureModel(AbstractEMModel):
-    """A model whose latent variable is one discrete assignment per data point.
+    """A model whose latent variable is one discrete assignment ``z_n ∈ {1..K}`` per point.
+
+    Subclasses define ``log_joint(params, x) = log p(x_n, z_n = k | θ)`` (shape ``(N, K)``)
+    and ``check_input``; the per-point methods below follow from it and are jitted.
 
     Such models also support classification (hard) EM: ``hard_e_step`` puts ``q(z_n)`` on
     the most probable assignment, so the ELBO becomes the classification log-likelihood
@@ -73,3 +79,56 @@ class AbstractMixtureModel(AbstractEMModel):
         self, params: Params, data: Data, weights: Float[Array, " B"]
     ) -> tuple[Stats, ELBO]:
         """Statistics and ELBO data terms of one block under hard (argmax) assignments."""
+
+    @abc.abstractmethod
+    def log_joint(self, params: Params, x) -> Float[Array, "N K"]:
+        """``log p(x_n, z_n = k | θ)`` for every point and component, shape ``(N, K)``."""
+
+    @abc.abstractmethod
+    def check_input(self, params: Params, X):
+        """Validate data passed to a fitted-model method; return it as an array."""
+
+    def log_prob(self, params: Params, X) -> Float[Array, " N"]:
+        """Per-point log-density ``log p(x_n | θ) = log Σ_k p(x_n, z_n = k | θ)``, shape ``(N,)``.
+
+        scikit-learn calls this ``score_samples``.
+        """
+        return _per_point(self, params, self.check_input(params, X), "log_prob")
+
+    def predict_proba(self, params: Params, X) -> Float[Array, "N K"]:
+        """Posterior assignment probabilities ``p(z_n = k | x_n, θ)``, shape ``(N, K)``."""
+        return _per_point(self, params, self.check_input(params, X), "proba")
+
+    def predict(self, params: Params, X) -> Int[Array, " N"]:
+        """The most probable component of each point, ``argmax_k p(z_n = k | x_n, θ)``."""
+        return _per_point(self, params, self.check_input(params, X), "label")
+
+    def log_likelihood(self, params: Params, X, sample_weight=None) -> Float[Array, ""]:
+        """Total log-likelihood ``Σ_n w_n log p(x_n | θ)`` (weights default to 1)."""
+        X = self.check_input(params, X)
+        w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        return _total_log_likelihood(self, params, X, w)
+
+
+@eqx.filter_jit
+def _per_point(model: AbstractMixtureModel, params, X, what: str):
+    def one_block(x):
+        log_joint = model.log_joint(params, x)
+        if what == "log_prob":
+            return jax.nn.logsumexp(log_joint, axis=1)
+        if what == "proba":
+            return jax.nn.softmax(log_joint, axis=1)
+        return jnp.argmax(log_joint, axis=1)
+
+    return map_rows(one_block, X)
+
+
+@eqx.filter_jit
+def _total_log_likelihood(model: AbstractMixtureModel, params, X, w):
+    blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
+
+    def one_block(x, wb):
+        lse = jax.nn.logsumexp(model.log_joint(params, x), axis=1)
+        return jnp.sum(jnp.where(wb > 0, wb * lse, 0.0))
+
+    return accumulate(one_block, blocks)

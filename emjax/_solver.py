@@ -1,6 +1,7 @@
 """Solvers: one EM-type update as an ``(init, step)`` pair over explicit state."""
 
 import abc
+from typing import ClassVar
 
 import equinox as eqx
 
@@ -17,7 +18,12 @@ class AbstractSolver(eqx.Module):
     ``step(model, blocks, params, state)`` returns ``(elbo, new_params, new_state)`` where
     ``elbo`` is the ELBO (with its prior term) **at** ``params``, before the update. The
     loop in `emjax.fit` owns convergence checks, traces and restarts.
+
+    ``tight_bound`` says whether the E-step is exact, so that the ELBO equals the
+    (penalised) log-likelihood at the parameters it was computed at.
     """
+
+    tight_bound: eqx.AbstractClassVar[bool]
 
     @abc.abstractmethod
     def check_model(self, model: AbstractEMModel) -> None:
@@ -57,6 +63,8 @@ class EM(AbstractSolver):
         True
     """
 
+    tight_bound: ClassVar[bool] = True
+
     def check_model(self, model):
         if not isinstance(model, AbstractEMModel):
             raise TypeError(f"EM() fits emjax models; got {type(model).__name__}.")
@@ -85,6 +93,8 @@ class HardEM(AbstractSolver):
         >>> int(sol.num_steps) > 0
         True
     """
+
+    tight_bound: ClassVar[bool] = False
 
     def check_model(self, model):
         if not isinstance(model, AbstractMixtureModel):

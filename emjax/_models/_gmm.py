@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._accumulate import Blocks, accumulate, default_block_size, make_blocks, map_rows
-from .._custom_types import Array, Float, Int, PRNGKeyArray
+from .._accumulate import Blocks, accumulate
+from .._custom_types import Array, Float, PRNGKeyArray
 from .._elbo import ELBO
 from .._kmeanspp import kmeans_plusplus, squared_distances
 from .._model import AbstractMixtureModel
@@ -19,7 +19,6 @@ from .._validation import (
     check_matrix,
     check_nonnegative_scalar,
     check_positive_int,
-    check_sample_weight,
     is_traced,
 )
 
@@ -169,7 +168,7 @@ class GaussianMixture(AbstractMixtureModel):
         return jnp.zeros((), params.means.dtype)
 
     def e_step(self, params, x, w):
-        log_joint, diff = self._log_joint(params, x)
+        log_joint, diff = self._log_joint_and_diff(params, x)
         log_norm = jax.nn.logsumexp(log_joint, axis=1)
         log_resp = log_joint - log_norm[:, None]
         resp = jnp.exp(log_resp)
@@ -183,7 +182,7 @@ class GaussianMixture(AbstractMixtureModel):
         return self._statistics(diff, rw), elbo
 
     def hard_e_step(self, params, x, w):
-        log_joint, diff = self._log_joint(params, x)
+        log_joint, diff = self._log_joint_and_diff(params, x)
         z = jnp.argmax(log_joint, axis=1)
         rw = jax.nn.one_hot(z, self.num_components, dtype=x.dtype) * w[:, None]
         best = jnp.take_along_axis(log_joint, z[:, None], axis=1)[:, 0]
@@ -300,9 +299,13 @@ class GaussianMixture(AbstractMixtureModel):
         log_prob = -0.5 * (D * _LOG_2PI + maha) - jnp.reshape(half_logdet, (-1, 1))
         return log_prob.T, diff
 
-    def _log_joint(self, params, x):
+    def _log_joint_and_diff(self, params, x):
         log_prob, diff = self._log_gaussian(params, x)
         return log_prob + jnp.log(params.weights), diff
+
+    def log_joint(self, params, x):
+        """``log π_k + log N(x_n | μ_k, Σ_k)``, shape ``(N, K)``."""
+        return self._log_joint_and_diff(params, x)[0]
 
     def _statistics(self, diff, rw) -> GaussianMixtureStats:
         """Statistics from shifted differences ``diff`` (K, B, D) and weighted resp. (B, K)."""
@@ -323,12 +326,12 @@ class GaussianMixture(AbstractMixtureModel):
         rw = jax.nn.one_hot(z, self.num_components, dtype=x.dtype) * w[:, None]
         return self._statistics(x[None] - centres[:, None], rw)
 
-    def _check_fitted_input(self, params, X):
+    def check_input(self, params, X):
         X = check_matrix(X, "X")
         D = params.means.shape[-1]
         if X.shape[1] != D:
             raise ValueError(f"`X` has {X.shape[1]} features but the parameters have {D}.")
-        return X.astype(params.means.dtype) if not is_traced(X) else X
+        return X.astype(params.means.dtype)
 
     # ------------------------------------------------------------------ public API
     def make_params(self, *, weights, means, covariances, _batch=(), _num_features=None) -> GaussianMixtureParams:
@@ -399,51 +402,6 @@ class GaussianMixture(AbstractMixtureModel):
             weights=weights.astype(dtype), means=means.astype(dtype), covariances=covariances.astype(dtype)
         )
 
-    def log_prob(self, params: GaussianMixtureParams, X) -> Float[Array, " N"]:
-        """Per-point log-density ``log p(x_n | θ) = log Σ_k π_k N(x_n | μ_k, Σ_k)``.
-
-        Example:
-            >>> import jax, emjax
-            >>> X = emjax.datasets.load_old_faithful()
-            >>> gmm = emjax.GaussianMixture(2)
-            >>> p = emjax.fit(gmm, X, key=jax.random.key(0)).params
-            >>> gmm.log_prob(p, X).shape
-            (272,)
-        """
-        X = self._check_fitted_input(params, X)
-        return map_rows(lambda x: jax.nn.logsumexp(self._log_joint(params, x)[0], axis=1), X)
-
-    def log_likelihood(self, params: GaussianMixtureParams, X, sample_weight=None) -> Float[Array, ""]:
-        """Total log-likelihood ``Σ_n w_n log p(x_n | θ)`` (weights default to 1).
-
-        Example:
-            >>> import jax, emjax
-            >>> X = emjax.datasets.load_old_faithful()
-            >>> gmm = emjax.GaussianMixture(2)
-            >>> sol = emjax.fit(gmm, X, key=jax.random.key(0))
-            >>> bool(abs(gmm.log_likelihood(sol.params, X) - sol.log_likelihood) < 1e-3)
-            True
-        """
-        X = self._check_fitted_input(params, X)
-        w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
-
-        def block(x, wb):
-            lse = jax.nn.logsumexp(self._log_joint(params, x)[0], axis=1)
-            return jnp.sum(jnp.where(wb > 0, wb * lse, 0.0))
-
-        return accumulate(block, blocks)
-
-    def predict_proba(self, params: GaussianMixtureParams, X) -> Float[Array, "N K"]:
-        """Responsibilities ``p(z_n = k | x_n, θ)``, shape ``(N, K)``."""
-        X = self._check_fitted_input(params, X)
-        return map_rows(lambda x: jax.nn.softmax(self._log_joint(params, x)[0], axis=1), X)
-
-    def predict(self, params: GaussianMixtureParams, X) -> Int[Array, " N"]:
-        """The most probable component of each point, shape ``(N,)``."""
-        X = self._check_fitted_input(params, X)
-        return map_rows(lambda x: jnp.argmax(self._log_joint(params, x)[0], axis=1), X)
-
     def sample(self, params: GaussianMixtureParams, num_samples: int, *, key: PRNGKeyArray):
         """Draw ``num_samples`` points; returns ``(X, labels)`` of shapes ``(n, D)``, ``(n,)``.
 
@@ -490,13 +448,13 @@ class GaussianMixture(AbstractMixtureModel):
         The same definition and sign as scikit-learn's ``GaussianMixture.bic``; mclust
         reports the negative.
         """
-        X = self._check_fitted_input(params, X)
+        X = self.check_input(params, X)
         n, D = X.shape
         return -2.0 * self.log_likelihood(params, X) + self.num_free_params(D) * math.log(n)
 
     def aic(self, params: GaussianMixtureParams, X) -> Float[Array, ""]:
         """Akaike information criterion ``−2 log L + 2p`` (lower is better)."""
-        X = self._check_fitted_input(params, X)
+        X = self.check_input(params, X)
         return -2.0 * self.log_likelihood(params, X) + 2.0 * self.num_free_params(X.shape[1])
 
 
@@ -508,5 +466,6 @@ def _lloyd(centres, blocks: Blocks, max_steps: int):
 
     model = KMeans(centres.shape[0])
     zero = jnp.zeros((), centres.dtype)
-    params, *_ = _run_one(model, HardEM(), blocks, KMeansParams(centres), zero, zero, max_steps)
+    params, *_ = _run_one(model, HardEM(), blocks, KMeansParams(centres), zero, zero, max_steps,
+                          capacity=max_steps + 1)
     return params.centers

@@ -141,7 +141,11 @@ class KMeans(AbstractMixtureModel):
     def log_prior(self, params):
         return jnp.zeros((), params.centers.dtype)
 
-    def _log_joint(self, params, x):
+    def log_joint(self, params, x):
+        """``−‖x_n − c_k‖² / (2T) − log K − (D/2) log(2πT)``, shape ``(N, K)``."""
+        return self._log_joint_and_d2(params, x)[0]
+
+    def _log_joint_and_d2(self, params, x):
         T = self.temperature.astype(x.dtype)
         d2 = squared_distances(x, params.centers)
         D = x.shape[1]
@@ -149,7 +153,7 @@ class KMeans(AbstractMixtureModel):
         return -0.5 * d2 / T + const, d2
 
     def e_step(self, params, x, w):
-        log_joint, _ = self._log_joint(params, x)
+        log_joint = self.log_joint(params, x)
         log_resp = jax.nn.log_softmax(log_joint, axis=1)
         resp = jnp.exp(log_resp)
         rw = resp * w[:, None]
@@ -165,7 +169,7 @@ class KMeans(AbstractMixtureModel):
 
     def hard_e_step(self, params, x, w):
         K = self.num_clusters
-        log_joint, d2 = self._log_joint(params, x)
+        log_joint, d2 = self._log_joint_and_d2(params, x)
         z = jnp.argmax(log_joint, axis=1)
         rw = jax.nn.one_hot(z, K, dtype=x.dtype) * w[:, None]
         best = jnp.take_along_axis(log_joint, z[:, None], axis=1)[:, 0]
@@ -228,13 +232,13 @@ class KMeans(AbstractMixtureModel):
             raise ValueError("`centers` must be finite.")
         return KMeansParams(c)
 
-    def _check_fitted_input(self, params, X):
+    def check_input(self, params, X):
         X = check_matrix(X, "X")
         if X.shape[1] != params.centers.shape[-1]:
             raise ValueError(
                 f"`X` has {X.shape[1]} features but the centres have {params.centers.shape[-1]}."
             )
-        return X.astype(params.centers.dtype) if not is_traced(X) else X
+        return X.astype(params.centers.dtype)
 
     def inertia(self, params: KMeansParams, X, sample_weight=None) -> Float[Array, ""]:
         """Sum of (weighted) squared distances to the nearest centre (scikit-learn's inertia).
@@ -245,39 +249,27 @@ class KMeans(AbstractMixtureModel):
             >>> float(km.inertia(km.make_params(centers=np.zeros((1, 1))), np.ones((3, 1))))
             3.0
         """
-        X = self._check_fitted_input(params, X)
+        X = self.check_input(params, X)
         w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
-        return accumulate(
-            lambda x, wb: jnp.sum(wb * jnp.min(squared_distances(x, params.centers), axis=1)), blocks
-        )
-
-    def predict(self, params: KMeansParams, X) -> Int[Array, " N"]:
-        """Index of the nearest centre of each point, shape ``(N,)``."""
-        X = self._check_fitted_input(params, X)
-        return map_rows(lambda x: jnp.argmin(squared_distances(x, params.centers), axis=1), X)
+        return _inertia(params, X, w)
 
     def transform(self, params: KMeansParams, X) -> Float[Array, "N K"]:
         """Euclidean distances of each point to each centre, shape ``(N, K)``."""
-        X = self._check_fitted_input(params, X)
-        return map_rows(lambda x: jnp.sqrt(squared_distances(x, params.centers)), X)
+        X = self.check_input(params, X)
+        return _distances(params, X)
 
-    def predict_proba(self, params: KMeansParams, X) -> Float[Array, "N K"]:
-        """Soft assignments ``softmax(−‖x − c_k‖² / (2·temperature))``, shape ``(N, K)``."""
-        X = self._check_fitted_input(params, X)
-        return map_rows(lambda x: jax.nn.softmax(self._log_joint(params, x)[0], axis=1), X)
 
-    def log_likelihood(self, params: KMeansParams, X, sample_weight=None) -> Float[Array, ""]:
-        """``Σ_n w_n log (1/K) Σ_k N(x_n | c_k, T·I)``: the soft model's log-likelihood."""
-        X = self._check_fitted_input(params, X)
-        w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
-        blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
+@eqx.filter_jit
+def _inertia(params, X, w):
+    blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
+    return accumulate(
+        lambda x, wb: jnp.sum(wb * jnp.min(squared_distances(x, params.centers), axis=1)), blocks
+    )
 
-        def block(x, wb):
-            lse = jax.nn.logsumexp(self._log_joint(params, x)[0], axis=1)
-            return jnp.sum(jnp.where(wb > 0, wb * lse, 0.0))
 
-        return accumulate(block, blocks)
+@eqx.filter_jit
+def _distances(params, X):
+    return map_rows(lambda x: jnp.sqrt(squared_distances(x, params.centers)), X)
 
 
 def _relocate_empty(centers, counts, s1, far: FarthestPoints):

@@ -1,0 +1,219 @@
+"""The shared contract every emjax model meets, run over every model and solver.
+
+- the ELBO never decreases under exact M-steps (and hard EM's classification likelihood
+  never decreases under hard EM);
+- statistics and ELBO are additive over a split of the data;
+- jit == no jit, vmap over restarts == a Python loop, no retrace for the same shapes,
+  the same key gives the same result;
+- sample weights of 2 equal duplicated rows; weight 0 equals a removed row.
+
+Later model families join by adding a `Case` to CASES.
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import emjax
+from emjax import _fit
+
+
+def _blobs(seed=0, n=60, d=2, k=3):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(k, d))
+    return np.concatenate([rng.normal(size=(n, d)) * (0.5 + i * 0.3) + centres[i] for i in range(k)])
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    model: Any
+    solver: Any
+
+    def __str__(self):
+        return self.name
+
+
+CASES = [
+    *[Case(f"gmm-{ct}", emjax.GaussianMixture(3, covariance_type=ct, reg_covar=0.0), emjax.EM())
+      for ct in ("full", "diag", "spherical", "tied")],
+    Case("gmm-full-hard", emjax.GaussianMixture(3, reg_covar=0.0), emjax.HardEM()),
+    Case("kmeans", emjax.KMeans(3), emjax.HardEM()),
+    Case("soft-kmeans", emjax.KMeans(3, temperature=2.0), emjax.EM()),
+]
+
+
+@pytest.fixture(params=CASES, ids=str)
+def case(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def X():
+    return _blobs()
+
+
+def _params0(case, X, key=0, num_restarts=None):
+    """Initial parameters from the model's own initialisation (one fit step of zero length)."""
+    sol = emjax.fit(case.model, X, key=jax.random.key(key), solver=case.solver, max_steps=0,
+                    num_restarts=num_restarts or 1)
+    return sol.restart_params if num_restarts else sol.params
+
+
+def _assert_trees_close(a, b, rtol=1e-10, atol=1e-12):
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb, strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol)
+
+
+def test_elbo_never_decreases(case, X):
+    sol = emjax.fit(case.model, X, key=jax.random.key(1), solver=case.solver, num_restarts=3,
+                    max_steps=150, rtol=0.0, throw=False)
+    for r in range(3):
+        trace = np.asarray(sol.restart_elbo_traces[r])
+        trace = trace[: int(sol.restart_num_steps[r]) + 1]
+        assert np.isfinite(trace).all()
+        steps = np.diff(trace)
+        assert (steps >= -1e-10 * np.abs(trace[1:])).all(), steps.min()
+
+
+def test_statistics_and_elbo_are_additive(case, X):
+    params = _params0(case, X)
+    w = jnp.asarray(np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0]))
+    e_step = case.model.e_step if isinstance(case.solver, emjax.EM) else case.model.hard_e_step
+    whole_stats, whole_elbo = e_step(params, jnp.asarray(X), w)
+    cut = 77
+    sa, ea = e_step(params, jnp.asarray(X[:cut]), w[:cut])
+    sb, eb = e_step(params, jnp.asarray(X[cut:]), w[cut:])
+    stats, elbo = sa + sb, ea + eb
+    if isinstance(whole_stats, emjax.KMeansStats):
+        # The relocation candidates combine by "farthest wins", not by summation.
+        whole_stats, stats = whole_stats.counts, stats.counts
+    _assert_trees_close(stats, whole_stats)
+    _assert_trees_close(elbo, whole_elbo)
+
+
+def test_blocked_fit_equals_single_block_fit(case, X):
+    params = _params0(case, X)
+    one = emjax.fit(case.model, X, params0=params, solver=case.solver, max_steps=20, rtol=0.0,
+                    block_size=X.shape[0], throw=False)
+    many = emjax.fit(case.model, X, params0=params, solver=case.solver, max_steps=20, rtol=0.0,
+                     block_size=16, throw=False)
+    _assert_trees_close(one.params, many.params, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(one.log_likelihood, many.log_likelihood, rtol=1e-10)
+
+
+def test_jit_equals_no_jit(case, X):
+    params = _params0(case, X)
+    kwargs = dict(params0=params, solver=case.solver, max_steps=5, rtol=0.0, throw=False)
+    jitted = emjax.fit(case.model, X, **kwargs)
+    with jax.disable_jit():
+        eager = emjax.fit(case.model, X, **kwargs)
+    _assert_trees_close(jitted.params, eager.params, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(jitted.elbo_trace, eager.elbo_trace, rtol=1e-10)
+    assert int(jitted.num_steps) == int(eager.num_steps)
+
+
+def test_fit_under_user_jit(case, X):
+    """fit can be called inside a user's jax.jit (validation of values is then skipped)."""
+    params = _params0(case, X)
+
+    @jax.jit
+    def run(data):
+        return emjax.fit(case.model, data, params0=params, solver=case.solver, max_steps=10,
+                         rtol=0.0, throw=False).log_likelihood
+
+    direct = emjax.fit(case.model, X, params0=params, solver=case.solver, max_steps=10, rtol=0.0,
+                       throw=False).log_likelihood
+    np.testing.assert_allclose(run(jnp.asarray(X)), direct, rtol=1e-12)
+
+
+def test_vmapped_restarts_equal_a_python_loop(case, X):
+    R = 3
+    batch = _params0(case, X, key=2, num_restarts=R)
+    kwargs = dict(solver=case.solver, max_steps=25, rtol=1e-8, throw=False)
+    together = emjax.fit(case.model, X, params0=batch, **kwargs)
+    chunked = emjax.fit(case.model, X, params0=batch, restart_batch_size=2, **kwargs)
+    for r in range(R):
+        take = lambda tree, r=r: jax.tree.map(lambda a: a[r], tree)  # noqa: E731
+        alone = emjax.fit(case.model, X, params0=take(batch), **kwargs)
+        _assert_trees_close(take(together.restart_params), alone.params, rtol=1e-9, atol=1e-9)
+        assert int(together.restart_num_steps[r]) == int(alone.num_steps)
+        np.testing.assert_allclose(together.restart_elbo_traces[r], alone.elbo_trace, rtol=1e-10)
+    _assert_trees_close(together.restart_params, chunked.restart_params, rtol=1e-12, atol=1e-12)
+    best = int(np.nanargmax(np.asarray(together.restart_elbos)))
+    assert int(together.best_restart) == best
+
+
+def test_no_retrace_for_same_shapes(case, X):
+    kwargs = dict(solver=case.solver, num_restarts=3)
+    emjax.fit(case.model, X, key=jax.random.key(0), rtol=1e-4, max_steps=7, throw=False, **kwargs)
+    before = _fit.trace_count
+    # Other data values, key, tolerances, max_steps (within a power of two), throw and sample
+    # weights: the same compiled program.
+    emjax.fit(case.model, X + 1.0, key=jax.random.key(5), rtol=1e-6, atol=1e-3, max_steps=9,
+              throw=True, **kwargs)
+    emjax.fit(case.model, X * 2.0, key=jax.random.key(6), rtol=1e-3, max_steps=15, **kwargs)
+    emjax.fit(case.model, X, key=jax.random.key(0), rtol=1e-4, sample_weight=np.ones(len(X)),
+              **kwargs)
+    assert _fit.trace_count == before
+
+
+def test_same_key_same_result(case, X):
+    kwargs = dict(solver=case.solver, num_restarts=3, max_steps=30, throw=False)
+    a = emjax.fit(case.model, X, key=jax.random.key(11), **kwargs)
+    b = emjax.fit(case.model, X, key=jax.random.key(11), **kwargs)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    c = emjax.fit(case.model, X, key=jax.random.key(12), **kwargs)
+    assert not np.array_equal(np.asarray(a.restart_elbo_traces), np.asarray(c.restart_elbo_traces))
+
+
+def test_weight_two_equals_duplicated_rows(case, X):
+    params = _params0(case, X)
+    rng = np.random.default_rng(3)
+    dup = rng.choice(X.shape[0], 40, replace=False)
+    w = np.ones(X.shape[0])
+    w[dup] = 2.0
+    extended = np.concatenate([X, X[dup]])
+    kwargs = dict(params0=params, solver=case.solver, max_steps=15, rtol=0.0, throw=False)
+    weighted = emjax.fit(case.model, X, sample_weight=w, **kwargs)
+    duplicated = emjax.fit(case.model, extended, **kwargs)
+    _assert_trees_close(weighted.params, duplicated.params, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(weighted.log_likelihood, duplicated.log_likelihood, rtol=1e-10)
+    # Weight 0 is the same as leaving the row out (here: rows shifted far away, weight 0).
+    garbage = np.concatenate([X, X[dup] + 1e3])
+    zero = np.concatenate([np.ones(X.shape[0]), np.zeros(len(dup))])
+    zeroed = emjax.fit(case.model, garbage, sample_weight=zero, **kwargs)
+    removed = emjax.fit(case.model, X, **kwargs)
+    _assert_trees_close(zeroed.params, removed.params, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(zeroed.log_likelihood, removed.log_likelihood, rtol=1e-10)
+
+
+def test_log_likelihood_is_reported_at_the_returned_params(case, X):
+    sol = emjax.fit(case.model, X, key=jax.random.key(4), solver=case.solver, num_restarts=3,
+                    max_steps=40, throw=False)
+    np.testing.assert_allclose(sol.log_likelihood, case.model.log_likelihood(sol.params, X),
+                               rtol=1e-12)
+    n = int(sol.num_steps)
+    np.testing.assert_allclose(sol.elbo_trace[n], sol.elbo.total, rtol=1e-12)
+    assert np.isnan(np.asarray(sol.elbo_trace[n + 1:])).all()
+    if isinstance(case.solver, emjax.EM):
+        # The exact E-step makes the bound tight: ELBO == log-likelihood.
+        np.testing.assert_allclose(sol.elbo.total, sol.log_likelihood, rtol=1e-10)
+    else:
+        assert float(sol.elbo.entropy) == 0.0
+
+
+def test_float64_follows_x64_and_float32_stays_float32(case, X):
+    for dtype in (np.float32, np.float64):
+        sol = emjax.fit(case.model, X.astype(dtype), key=jax.random.key(0), solver=case.solver,
+                        max_steps=10, throw=False)
+        for leaf in jax.tree.leaves(sol.params):
+            assert leaf.dtype == dtype
+        assert sol.log_likelihood.dtype == dtype
