@@ -19,7 +19,7 @@ so both do the same arithmetic. Four things are measured:
 4. **Block sizes for one restart** (full covariance, float64).
 
 Sections 2 and 3 use a subsample (the first ``--restart-rows`` rows) and fewer steps
-(``--restart-steps``): 64 restarts on 100,000 rows for 20 steps is ~64 times the work of
+(``--restart-steps``; section 3 uses 2, as only relative times matter): 64 restarts on 100,000 rows for 20 steps is ~64 times the work of
 one fit, too much for a run of a few minutes on a small CPU. scikit-learn's restarts run
 one after another, so its time for 64 inits is extrapolated linearly from 1 and
 ``--sklearn-inits`` inits (pass ``--sklearn-inits 64`` to measure it directly).
@@ -45,6 +45,7 @@ import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -89,11 +90,12 @@ class Settings:
     ])
     sklearn_inits: int = 4
     explore_configs: list = field(default_factory=lambda: [("full", "float64"), ("diag", "float64")])
+    explore_steps: int = 2  # only relative times matter here
     # (block_size, restart_batch_size); None means emjax's default.
     explore_grid: list = field(default_factory=lambda: [
-        (None, None), (64, None), (256, None), (1024, None), (4096, None),
+        (64, None), (None, None), (1024, None), (4096, None),
         (None, 16), (1024, 16), (4096, 16),
-        (None, 8), (1024, 8), (4096, 8),
+        (None, 8), (4096, 8),
     ])
     single_block_sizes: list = field(default_factory=lambda: [256, 512, 1024, 2048, 4096, 8192])
     sklearn_threads: int | None = None  # BLAS threads for scikit-learn; None: its default
@@ -106,8 +108,8 @@ def quick_settings() -> Settings:
         restart_rows=5_000, restart_steps=3,
         restart_configs=[("full", "float64")],
         sklearn_inits=2,
-        explore_configs=[("full", "float64")],
-        explore_grid=[(None, None), (256, None), (1024, None), (1024, 16)],
+        explore_configs=[("full", "float64")], explore_steps=2,
+        explore_grid=[(None, None), (1024, None), (None, 16)],
         single_block_sizes=[1024, 4096],
     )
 
@@ -217,8 +219,8 @@ def bench_per_step(s: Settings, x64: np.ndarray, init: dict) -> list[dict]:
 
         em = {}
         for steps in (S, S0):
-            first, warm, sol = first_and_warm(
-                lambda: run_emjax(model, x, params0=p0, max_steps=steps), s.repeats)
+            fit = partial(run_emjax, model, x, params0=p0, max_steps=steps)
+            first, warm, sol = first_and_warm(fit, s.repeats)
             em[steps] = {"first_s": first, "warm_s": warm, "num_steps": int(sol.num_steps),
                          "mean_loglik": float(sol.log_likelihood) / x.shape[0],
                          "param_dtype": str(sol.params.means.dtype)}
@@ -226,11 +228,11 @@ def bench_per_step(s: Settings, x64: np.ndarray, init: dict) -> list[dict]:
         sk_kw = sklearn_init_kwargs(ct, init)
         sk, fitted = {}, {}
         for steps in (S, S0):
+            fit = partial(run_sklearn, x, ct, K, s.sklearn_threads, max_iter=steps,
+                          init_params="random_from_data", **sk_kw)
             times = []
             for _ in range(s.repeats):
-                t, fitted[steps] = timed(lambda: run_sklearn(
-                    x, ct, K, s.sklearn_threads, max_iter=steps, init_params="random_from_data",
-                    **sk_kw))
+                t, fitted[steps] = timed(fit)
                 times.append(t)
             sk[steps] = {"times_s": times, "n_iter": int(fitted[steps].n_iter_)}
         with threadpool_limits(s.sklearn_threads):  # untimed check that both did the same
@@ -269,16 +271,17 @@ def bench_restarts(s: Settings, x64: np.ndarray) -> list[dict]:
         model = emjax.GaussianMixture(K, covariance_type=ct)
         row = {"covariance_type": ct, "dtype": dt, "load_before": load()}
 
-        first_r, warm_r, sol_r = first_and_warm(
-            lambda: run_emjax(model, x, key=key, num_restarts=R, max_steps=S), max(1, s.repeats - 1))
-        first_1, warm_1, _ = first_and_warm(
-            lambda: run_emjax(model, x, key=key, num_restarts=1, max_steps=S), s.repeats)
+        fit_r = partial(run_emjax, model, x, key=key, num_restarts=R, max_steps=S)
+        first_r, warm_r, sol_r = first_and_warm(fit_r, max(1, s.repeats - 1))
+        fit_1 = partial(run_emjax, model, x, key=key, num_restarts=1, max_steps=S)
+        first_1, warm_1, _ = first_and_warm(fit_1, s.repeats)
 
         inits = sorted({1, min(s.sklearn_inits, R)})
         sk_times = {}
         for n_init in inits:
-            sk_times[n_init], _ = timed(lambda: run_sklearn(
-                x, ct, K, s.sklearn_threads, max_iter=S, n_init=n_init, init_params="k-means++"))
+            sk_times[n_init], _ = timed(partial(
+                run_sklearn, x, ct, K, s.sklearn_threads, max_iter=S, n_init=n_init,
+                init_params="k-means++"))
         if R in sk_times:
             sk_total, extrapolated = sk_times[R], False
         else:
@@ -312,7 +315,7 @@ def bench_restarts(s: Settings, x64: np.ndarray) -> list[dict]:
 
 def bench_restart_blocks(s: Settings, x64: np.ndarray) -> list[dict]:
     """Section 3: block_size x restart_batch_size for R vmapped restarts."""
-    R, S, K = s.restarts, s.restart_steps, s.num_components
+    R, S, K = s.restarts, s.explore_steps, s.num_components
     key = jax.random.key(0)
     results = []
     for ct, dt in s.explore_configs:
@@ -321,9 +324,9 @@ def bench_restart_blocks(s: Settings, x64: np.ndarray) -> list[dict]:
         for block, batch in s.explore_grid:
             parallel = min(R, batch or R)
             effective = block or default_block_size(x.shape[0], x.shape[1], parallel)
-            first, warm, _ = first_and_warm(
-                lambda: run_emjax(model, x, key=key, num_restarts=R, max_steps=S,
-                                  block_size=block, restart_batch_size=batch), 1)
+            fit = partial(run_emjax, model, x, key=key, num_restarts=R, max_steps=S,
+                          block_size=block, restart_batch_size=batch)
+            first, warm, _ = first_and_warm(fit, 1)
             row = {"covariance_type": ct, "dtype": dt, "block_size": effective,
                    "default_block": block is None, "restart_batch_size": batch or R,
                    "first_s": first, "warm_s": median(warm), "compile_s": first - median(warm),
@@ -342,8 +345,8 @@ def bench_single_blocks(s: Settings, x64: np.ndarray, init: dict) -> list[dict]:
     default = default_block_size(x64.shape[0], x64.shape[1], 1)
     results = []
     for block in sorted(set(s.single_block_sizes) | {default}):
-        first, warm, _ = first_and_warm(
-            lambda: run_emjax(model, x64, params0=p0, max_steps=S, block_size=block), s.repeats)
+        fit = partial(run_emjax, model, x64, params0=p0, max_steps=S, block_size=block)
+        first, warm, _ = first_and_warm(fit, s.repeats)
         w = median(warm)
         row = {"block_size": block, "default_block": block == default, "steps": S,
                "warm_s": w, "step_s": w / (S + 1), "compile_s": first - w, "load": load()}
@@ -358,7 +361,8 @@ def machine_description() -> dict:
     cpu_model = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
-            cpu_model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+            cpu_model = next(
+                line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return {
@@ -382,7 +386,7 @@ def table(headers: list[str], rows: list[list]) -> str:
     cells = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
               for i, h in enumerate(headers)]
-    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths))  # noqa: E731
+    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
@@ -410,7 +414,7 @@ def report(s: Settings, machine: dict, res: dict) -> str:
                           f"emjax fit({S})", f"sklearn fit({S})", "ratio", "compile s",
                           "Δloglik/pt", "steps e/s", "load"], rows))
         out += ["",
-                f"  s/step = (median fit time at S steps − at S0 steps) / (S − S0), for both libraries;",
+                "  s/step = (median fit time at S steps − at S0 steps) / (S − S0), for both libraries;",
                 "  this removes each fit's fixed cost (validation, sklearn's initial M-step and final",
                 f"  E-step, emjax's final log-likelihood pass). fit({S}) = whole warm fit at S steps.",
                 "  ratio = sklearn / emjax (> 1: emjax faster). compile s = first call − warm call.",
@@ -438,11 +442,13 @@ def report(s: Settings, machine: dict, res: dict) -> str:
 
     if res.get("restart_blocks"):
         out += ["", f"3. block_size x restart_batch_size for {s.restarts} restarts "
-                f"(same fit as section 2; warm seconds; * = emjax's default block size)", ""]
+                f"(rows as in section 2, {s.explore_steps} steps; warm seconds; * = emjax's "
+                "default block size)", ""]
         rows = [[f"{r['covariance_type']}/{r['dtype']}", f"{r['block_size']}{'*' if r['default_block'] else ''}",
                  r["restart_batch_size"], f"{r['warm_s']:.2f}", f"{r['compile_s']:.1f}", r["load"]]
                 for r in res["restart_blocks"]]
         out.append(table(["config", "block", "restart batch", "warm s", "compile s", "load"], rows))
+        out += ["", "  compile s = first call − warm call (≈ 0 where an earlier section compiled the same program)."]
 
     if res.get("single_blocks"):
         S0 = s.base_steps
@@ -468,6 +474,8 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
                         "give the number of restarts to measure it directly)")
     p.add_argument("--sklearn-threads", type=int,
                    help="limit scikit-learn's BLAS threads (default: the library's default)")
+    p.add_argument("--configs", help="section-1 configurations, e.g. full-float64,diag-float32 "
+                                     "(default: all four)")
     p.add_argument("--sections", default="1,2,3,4", help="comma-separated sections to run")
     p.add_argument("--out", help="also write the results as JSON to this file")
     args = p.parse_args(argv)
@@ -476,6 +484,8 @@ def parse_args(argv=None) -> tuple[Settings, argparse.Namespace]:
                  "sklearn_threads"):
         if getattr(args, name) is not None:
             setattr(s, name, getattr(args, name))
+    if args.configs:
+        s.configs = [tuple(c.split("-")) for c in args.configs.split(",")]
     s.base_steps = min(s.base_steps, s.steps - 1)
     s.restart_rows = min(s.restart_rows, s.num_points)
     return s, args
