@@ -14,11 +14,14 @@ from ._model import AbstractEMModel
 from ._solution import RESULTS, ConvergenceWarning, Solution
 from ._solver import AbstractSolver
 from ._validation import (
+    check_key,
     check_nonnegative_scalar,
     check_positive_int,
     check_sample_weight,
     is_traced,
 )
+
+MAX_STEPS_LIMIT = 1_000_000
 
 # Incremented each time `_fit_impl` is traced; the tests use it to check for retraces.
 trace_count = 0
@@ -279,6 +282,11 @@ def fit(
     weights = check_sample_weight(sample_weight, num_points, dtype)
     num_restarts = check_positive_int(num_restarts, "num_restarts")
     max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
+    if max_steps > MAX_STEPS_LIMIT:
+        raise ValueError(
+            f"`max_steps` must be <= {MAX_STEPS_LIMIT:,} (the ELBO trace keeps one value per "
+            f"step and restart); got {max_steps:,}."
+        )
     rtol = check_nonnegative_scalar(rtol, "rtol").astype(dtype)
     atol = check_nonnegative_scalar(atol, "atol").astype(dtype)
     if not isinstance(throw, bool):
@@ -301,8 +309,8 @@ def fit(
             "`key` is required to initialise the parameters, e.g. key=jax.random.key(0) "
             "(or pass `params0`)."
         )
-    if key is not None and not (isinstance(key, jax.Array) or is_traced(key)):
-        raise TypeError(f"`key` must be a JAX PRNG key such as jax.random.key(0); got {key!r}.")
+    if key is not None:
+        key = check_key(key)
 
     parallel = min(num_restarts, restart_batch_size or num_restarts)
     if block_size is None:

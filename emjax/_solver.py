@@ -4,6 +4,8 @@ import abc
 from typing import ClassVar
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 
 from ._accumulate import Blocks, accumulate
 from ._custom_types import Params, PyTree
@@ -43,6 +45,12 @@ class AbstractSolver(eqx.Module):
 def _full_pass(e_step, model, blocks: Blocks, params):
     stats, elbo = accumulate(lambda x, w: e_step(params, x, w), blocks)
     elbo = eqx.tree_at(lambda e: e.log_prior, elbo, model.log_prior(params))
+    # NaN statistics mean the E-step failed even if the ELBO looks finite: report it as a
+    # non-finite ELBO, so the loop stops with `nonfinite` instead of freezing components.
+    nan = jnp.array(False)
+    for leaf in jax.tree.leaves(stats):
+        nan = nan | jnp.any(jnp.isnan(leaf))
+    elbo = jax.tree.map(lambda v: jnp.where(nan, jnp.nan, v), elbo)
     return stats, elbo
 
 

@@ -24,6 +24,9 @@ def as_float_array(x, name: str):
         raise TypeError(f"`{name}` must hold real numbers; got dtype {arr.dtype}.")
     if not jnp.issubdtype(arr.dtype, jnp.floating):
         arr = arr.astype(jnp.result_type(float))
+    elif jnp.finfo(arr.dtype).bits < 32:
+        # float16 / bfloat16 cannot carry EM's statistics (nor CPU Cholesky): use float32.
+        arr = arr.astype(jnp.float32)
     return arr
 
 
@@ -95,9 +98,21 @@ def check_choice(value, name: str, choices) -> str:
     return value
 
 
+def _real_scalar(value, name: str, expected: str):
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"`{name}` must be {expected}; got {value!r}.")
+    try:
+        arr = jnp.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"`{name}` must be {expected}; got {value!r}.") from e
+    if not (jnp.issubdtype(arr.dtype, jnp.floating) or jnp.issubdtype(arr.dtype, jnp.integer)):
+        raise TypeError(f"`{name}` must be {expected}; got dtype {arr.dtype}.")
+    return arr
+
+
 def check_nonnegative_scalar(value, name: str):
     """A real scalar >= 0, kept as an array leaf (so it stays differentiable)."""
-    arr = jnp.asarray(value)
+    arr = _real_scalar(value, name, "a real number >= 0")
     if arr.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar; got shape {tuple(arr.shape)}.")
     if not is_traced(arr):
@@ -108,7 +123,28 @@ def check_nonnegative_scalar(value, name: str):
 
 
 def check_positive_scalar(value, name: str):
-    arr = check_nonnegative_scalar(value, name)
-    if not is_traced(arr) and float(arr) <= 0:
-        raise ValueError(f"`{name}` must be a finite number > 0; got {float(arr)}.")
+    """A real scalar > 0, kept as an array leaf."""
+    arr = _real_scalar(value, name, "a real number > 0")
+    if arr.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar; got shape {tuple(arr.shape)}.")
+    if not is_traced(arr):
+        v = float(arr)
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"`{name}` must be a finite number > 0; got {v}.")
     return arr
+
+
+def check_key(key):
+    """One PRNG key: a typed scalar key (``jax.random.key``) or a legacy uint32 ``(2,)`` key."""
+    if is_traced(key):
+        return key
+    if isinstance(key, jax.Array):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.shape == ():
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return key
+    raise TypeError(
+        "`key` must be a JAX PRNG key: a single key such as jax.random.key(0) (restarts get their "
+        f"own keys from it); got {type(key).__name__}"
+        + (f" of dtype {key.dtype} and shape {tuple(key.shape)}." if hasattr(key, "shape") else ".")
+    )

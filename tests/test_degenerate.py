@@ -1,8 +1,9 @@
 """Degenerate data: fits finish with finite parameters, and sample weights mean what they say.
 
 Compiles dominate the run time on a CPU (a few seconds per distinct program), so the
-tests share programs where they can: the same data shape, number of components and
-``max_steps`` give the same program (``reg_covar`` and ``rtol`` are traced values).
+tests share programs where they can: the same model structure, data shape and way of
+initialising give the same program (``reg_covar``, ``rtol``, ``max_steps`` and ``throw``
+are traced values).
 """
 
 import re
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::emjax.ConvergenceWarning")
 
 COVARIANCE_TYPES = ["full", "diag", "spherical", "tied"]
 KEY = jax.random.key(0)
-MAX_STEPS = 10  # one value for the tests that share programs (it is static)
+MAX_STEPS = 10
 
 # Two blobs of 60 points, at (0, 0) and (6, 0): the base of several tests.
 _rng = np.random.default_rng(0)
@@ -209,7 +210,8 @@ def test_one_component_on_three_points(ct):
 @pytest.mark.parametrize("ct", ["full", "tied"])
 @pytest.mark.parametrize("X", [X3, np.ones((3, 2))], ids=["distinct", "identical"])
 def test_gmm_as_many_components_as_points(ct, X):
-    model = emjax.GaussianMixture(3, ct)
+    """N == K: every component gets one point (or, for identical points, the same one)."""
+    model = emjax.GaussianMixture(3, ct, init="random_from_data")
     sol = emjax.fit(model, X, key=KEY, num_restarts=2)
     assert_finite_fit(sol)
     np.testing.assert_allclose(np.asarray(sol.params.weights).sum(), 1.0, rtol=1e-12)
@@ -315,23 +317,35 @@ def test_gmm_weight_zero_equals_removed_row():
     assert_trees_close(a.params, b.params)
 
 
-def test_gmm_weight_zero_row_with_extreme_values_is_ignored():
-    """BUG: a zero-weight row is not "removed" if its values are huge but finite. In
-    `GaussianMixture.e_step` (emjax/_models/_gmm.py) the row's log-densities are all −inf
-    (its squared distance overflows), so its responsibilities are NaN and
-    `rw = resp * w[:, None]` is NaN·0 = NaN; `_statistics` also forms `rw · square(diff)`
-    = 0·inf for diag/spherical. The statistics become NaN and the fit stops as `nonfinite`
-    at params0. (KMeans is unaffected: its hard E-step masks by `w > 0`.)"""
-    model = emjax.GaussianMixture(3, "full")
-    p0 = gmm_params0(model, GMM_MEANS0)
+@pytest.mark.parametrize(
+    "case",
+    ["gmm-full-EM", "gmm-diag-HardEM", "kmeans-soft-EM"],
+)
+def test_weight_zero_row_with_extreme_values_is_ignored(case):
+    """A zero-weight row is removed even when its values are huge but finite.
+
+    Regression: its squared distances overflow to inf, and 0·inf made the statistics NaN;
+    the M-step guards then froze every component and the fit reported `converged` at
+    params0. E-steps now replace zero-weight rows by a harmless point, and NaN statistics
+    end a fit as `nonfinite`.
+    """
+    model_name, ct_or_none, solver_name = case.split("-")
+    solver = {"EM": emjax.EM(), "HardEM": emjax.HardEM()}[solver_name]
+    if model_name == "gmm":
+        model = emjax.GaussianMixture(3, ct_or_none)
+        p0 = gmm_params0(model, GMM_MEANS0)
+    else:
+        model = emjax.KMeans(3, temperature=1.0)
+        p0 = model.make_params(centers=KM_CENTERS0)
     X = X_BASE.copy()
     assert _W01[0] == 0.0
     X[0] = [1e200, 1e200]
-    a = emjax.fit(model, X, params0=p0, sample_weight=_W01, max_steps=MAX_STEPS, rtol=0.0,
-                  throw=False)
-    b = emjax.fit(model, X_BASE[_W01 > 0], params0=p0, max_steps=MAX_STEPS, rtol=0.0)
+    kw = dict(params0=p0, solver=solver, max_steps=MAX_STEPS, rtol=0.0, throw=False)
+    a = emjax.fit(model, X, sample_weight=_W01, **kw)
+    b = emjax.fit(model, X_BASE[_W01 > 0], **kw)
     assert not bool(a.result == RESULTS.nonfinite), a.message
-    assert float(a.log_likelihood) == pytest.approx(float(b.log_likelihood), rel=1e-10)
+    assert int(a.num_steps) == int(b.num_steps)
+    assert float(a.elbo.total) == pytest.approx(float(b.elbo.total), rel=1e-10)
     assert_trees_close(a.params, b.params)
 
 

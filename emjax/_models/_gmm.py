@@ -65,6 +65,12 @@ class GaussianMixtureStats(eqx.Module):
         return jax.tree.map(jnp.add, self, other)
 
 
+def _ignore_unweighted(x, w, fill):
+    """Rows of weight 0 (padding, or rows a user weighted out) replaced by a harmless point,
+    so that their values (even inf or 1e200) can never turn a 0·∞ into NaN statistics."""
+    return jnp.where((w > 0)[:, None], x, fill)
+
+
 def _tril_inverse_t(chol):
     """``L⁻ᵀ`` for lower-triangular ``L`` (batched): the precision Cholesky factor."""
     eye = jnp.broadcast_to(jnp.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
@@ -155,7 +161,7 @@ class GaussianMixture(AbstractMixtureModel):
                 f"model.make_params(weights=..., means=..., covariances=...); got {type(params).__name__}."
             )
         D = data.shape[1]
-        batched = params.means.ndim == 3
+        batched = np.ndim(params.means) == 3
         lead = params.means.shape[:1] if batched else ()
         p = self.make_params(
             weights=params.weights, means=params.means, covariances=params.covariances,
@@ -168,6 +174,7 @@ class GaussianMixture(AbstractMixtureModel):
         return jnp.zeros((), params.means.dtype)
 
     def e_step(self, params, x, w):
+        x = _ignore_unweighted(x, w, params.means[0])
         log_joint, diff = self._log_joint_and_diff(params, x)
         log_norm = jax.nn.logsumexp(log_joint, axis=1)
         log_resp = log_joint - log_norm[:, None]
@@ -182,6 +189,7 @@ class GaussianMixture(AbstractMixtureModel):
         return self._statistics(diff, rw), elbo
 
     def hard_e_step(self, params, x, w):
+        x = _ignore_unweighted(x, w, params.means[0])
         log_joint, diff = self._log_joint_and_diff(params, x)
         z = jnp.argmax(log_joint, axis=1)
         rw = jax.nn.one_hot(z, self.num_components, dtype=x.dtype) * w[:, None]

@@ -22,6 +22,7 @@ from .._validation import (
     check_sample_weight,
     is_traced,
 )
+from ._gmm import _ignore_unweighted
 
 KMEANS_INITS = ("kmeans++", "random")
 _LOG_2PI = math.log(2 * math.pi)
@@ -153,6 +154,7 @@ class KMeans(AbstractMixtureModel):
         return -0.5 * d2 / T + const, d2
 
     def e_step(self, params, x, w):
+        x = _ignore_unweighted(x, w, params.centers[0])
         log_joint = self.log_joint(params, x)
         log_resp = jax.nn.log_softmax(log_joint, axis=1)
         resp = jnp.exp(log_resp)
@@ -169,6 +171,7 @@ class KMeans(AbstractMixtureModel):
 
     def hard_e_step(self, params, x, w):
         K = self.num_clusters
+        x = _ignore_unweighted(x, w, params.centers[0])
         log_joint, d2 = self._log_joint_and_d2(params, x)
         z = jnp.argmax(log_joint, axis=1)
         rw = jax.nn.one_hot(z, K, dtype=x.dtype) * w[:, None]
