@@ -92,19 +92,68 @@ class AbstractMixtureModel(AbstractEMModel):
         """Per-point log-density ``log p(x_n | θ) = log Σ_k p(x_n, z_n = k | θ)``, shape ``(N,)``.
 
         scikit-learn calls this ``score_samples``.
+
+        Args:
+            params: fitted parameters (e.g. ``Solution.params``).
+            X: data of shape ``(N, D)``.
+
+        Raises:
+            ValueError: ``X`` is not a finite 2-D array with the parameters' ``D`` columns.
+
+        Example:
+            >>> import jax, emjax
+            >>> X = emjax.datasets.load_old_faithful()
+            >>> gmm = emjax.GaussianMixture(2)
+            >>> params = emjax.fit(gmm, X, key=jax.random.key(0)).params
+            >>> gmm.log_prob(params, X).shape
+            (272,)
         """
         return _per_point(self, params, self.check_input(params, X), "log_prob")
 
     def predict_proba(self, params: Params, X) -> Float[Array, "N K"]:
-        """Posterior assignment probabilities ``p(z_n = k | x_n, θ)``, shape ``(N, K)``."""
+        """Posterior assignment probabilities ``p(z_n = k | x_n, θ)``, shape ``(N, K)``.
+
+        ``softmax_k log p(x_n, z_n = k | θ)``: the E-step's responsibilities.
+
+        Example:
+            >>> import jax, emjax
+            >>> X = emjax.datasets.load_old_faithful()
+            >>> gmm = emjax.GaussianMixture(2)
+            >>> params = emjax.fit(gmm, X, key=jax.random.key(0)).params
+            >>> bool(abs(gmm.predict_proba(params, X).sum(axis=1) - 1).max() < 1e-5)
+            True
+        """
         return _per_point(self, params, self.check_input(params, X), "proba")
 
     def predict(self, params: Params, X) -> Int[Array, " N"]:
-        """The most probable component of each point, ``argmax_k p(z_n = k | x_n, θ)``."""
+        """The most probable component of each point, ``argmax_k p(z_n = k | x_n, θ)``.
+
+        Example:
+            >>> import jax, emjax
+            >>> X = emjax.datasets.load_old_faithful()
+            >>> km = emjax.KMeans(2)
+            >>> params = emjax.fit(km, X, key=jax.random.key(0)).params
+            >>> sorted(set(km.predict(params, X).tolist()))
+            [0, 1]
+        """
         return _per_point(self, params, self.check_input(params, X), "label")
 
     def log_likelihood(self, params: Params, X, sample_weight=None) -> Float[Array, ""]:
-        """Total log-likelihood ``Σ_n w_n log p(x_n | θ)`` (weights default to 1)."""
+        """Total log-likelihood ``Σ_n w_n log p(x_n | θ)`` (weights default to 1).
+
+        Args:
+            params: parameters.
+            X: data of shape ``(N, D)``.
+            sample_weight: optional non-negative weights of shape ``(N,)``.
+
+        Example:
+            >>> import jax, emjax
+            >>> X = emjax.datasets.load_old_faithful()
+            >>> gmm = emjax.GaussianMixture(2)
+            >>> sol = emjax.fit(gmm, X, key=jax.random.key(0))
+            >>> bool(abs(gmm.log_likelihood(sol.params, X) - sol.log_likelihood) < 1e-3)
+            True
+        """
         X = self.check_input(params, X)
         w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
         return _total_log_likelihood(self, params, X, w)
