@@ -1,10 +1,26 @@
-"""Test configuration: float64 is on for the whole session.
+"""Test configuration.
 
-The library itself never changes JAX's configuration; tests opt in so that parity with
-the float64 references can be checked tightly. Float32 behaviour is tested with float32
-data, which emjax keeps in float32.
+- float64 is on for the whole session. The library itself never changes JAX's
+  configuration; tests opt in so that parity with the float64 references can be checked
+  tightly. Float32 behaviour is tested with float32 data, which emjax keeps in float32.
+- XLA's backend optimisation is off for the tests: on a 2-core CPU it halves compile times
+  (measured 4.9 s -> 2.2 s for a fit with k-means++ initialisation), and the test data are
+  small, so run time does not suffer. Subprocesses started by tests inherit it.
+- Compiled programs are cached on disk outside the repository, so repeated runs on the
+  same machine skip most compiles. Set EMJAX_TEST_NO_CACHE=1 to turn this off.
 """
 
-import jax
+import os
+
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+    ).strip()
+
+import jax  # noqa: E402  (after XLA_FLAGS, which is read when the backend starts)
 
 jax.config.update("jax_enable_x64", True)
+if not os.environ.get("EMJAX_TEST_NO_CACHE"):
+    cache = os.path.join(os.path.expanduser("~"), ".cache", "emjax-tests", "jax")
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
