@@ -15,14 +15,23 @@ import jax.numpy as jnp
 
 from ._custom_types import Array, Data, Float
 
-# Rows x restarts x features per block: about 2 MiB of float64 intermediates per component.
-_TARGET_BLOCK_ELEMENTS = 2**16
+# Target size of a block's largest intermediate (restarts x rows x row_cost values): about
+# 2 MiB in float64. Measured on a 2-core CPU (benchmarks/block_size.py): time per step
+# rises once a block passes 2^19-2^20 values and is at or near its best around 2^18, for
+# D, K in 4..64 and 1..64 restarts at once.
+_TARGET_BLOCK_ELEMENTS = 2**18
+_MIN_BLOCK_ROWS = 16
 
 
-def default_block_size(num_points: int, num_features: int, num_parallel: int = 1) -> int:
-    """Rows per block so that a block's intermediates stay small; at most ``num_points``."""
-    rows = _TARGET_BLOCK_ELEMENTS // max(1, num_features * num_parallel)
-    return int(max(1, min(num_points, max(256, rows))))
+def default_block_size(num_points: int, row_cost: int, num_parallel: int = 1) -> int:
+    """Rows per block: ``clamp(2^18 // (num_parallel · row_cost), 16, num_points)``.
+
+    ``row_cost`` is the number of intermediate values one data row needs in one restart's
+    E-step (``K·D`` for a Gaussian mixture: the differences ``x_n − μ_k``);
+    ``num_parallel`` is the number of restarts computed at once.
+    """
+    rows = _TARGET_BLOCK_ELEMENTS // max(1, row_cost * num_parallel)
+    return int(max(1, min(num_points, max(_MIN_BLOCK_ROWS, rows))))
 
 
 class Blocks(eqx.Module):
@@ -92,11 +101,9 @@ def accumulate(fn, blocks: Blocks):
     return out
 
 
-def map_rows(fn, data: Data, block_size: int | None = None):
+def map_rows(fn, data: Data, block_size: int):
     """``fn(data_block)`` applied block by block; outputs re-joined along the row axis."""
     n = jax.tree.leaves(data)[0].shape[0]
-    num_features = math.prod(jax.tree.leaves(data)[0].shape[1:]) or 1
-    b = block_size or default_block_size(n, num_features)
-    blocks = make_blocks(data, jnp.zeros((n,)), b)
+    blocks = make_blocks(data, jnp.zeros((n,)), block_size)
     out = jax.lax.map(fn, blocks.data)
     return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)

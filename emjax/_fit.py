@@ -243,8 +243,9 @@ def fit(
         throw: if True, raise when no restart produced finite parameters. Reaching
             ``max_steps`` is not an error: it is reported in ``result`` and, outside
             ``jax.jit``, by a `emjax.ConvergenceWarning`.
-        block_size: rows per block of a pass over the data (default: chosen so one block's
-            intermediates stay around a few MiB).
+        block_size: rows per block of a pass over the data. The default,
+            ``clamp(2^18 // (P · model.row_cost(data)), 16, N)`` with ``P`` restarts computed
+            at once, keeps one block's intermediates around 2 MiB (in cache on a CPU).
         restart_batch_size: run the restarts in sequential chunks of this many (each chunk
             vmapped) to bound memory with very many restarts; default: all at once.
 
@@ -278,7 +279,7 @@ def fit(
         raise TypeError(f"`solver` must be an emjax solver (e.g. emjax.EM()); got {solver!r}.")
     solver.check_model(model)
     data = model.check_data(data)
-    num_points, num_features, dtype = _data_shape(data)
+    num_points, _, dtype = _data_shape(data)
     weights = check_sample_weight(sample_weight, num_points, dtype)
     num_restarts = check_positive_int(num_restarts, "num_restarts")
     max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
@@ -314,7 +315,7 @@ def fit(
 
     parallel = min(num_restarts, restart_batch_size or num_restarts)
     if block_size is None:
-        block_size = default_block_size(num_points, num_features, parallel)
+        block_size = default_block_size(num_points, model.row_cost(data), parallel)
     else:
         block_size = min(check_positive_int(block_size, "block_size"), num_points)
 

@@ -62,6 +62,10 @@ class AbstractEMModel(eqx.Module):
     def default_solver(self):
         """The solver `emjax.fit` uses when none is given."""
 
+    @abc.abstractmethod
+    def row_cost(self, data: Data) -> int:
+        """Intermediate values one data row needs in one E-step (sets the default block size)."""
+
 
 class AbstractMixtureModel(AbstractEMModel):
     """A model whose latent variable is one discrete assignment ``z_n ∈ {1..K}`` per point.
@@ -169,12 +173,12 @@ def _per_point(model: AbstractMixtureModel, params, X, what: str):
             return jax.nn.softmax(log_joint, axis=1)
         return jnp.argmax(log_joint, axis=1)
 
-    return map_rows(one_block, X)
+    return map_rows(one_block, X, default_block_size(X.shape[0], model.row_cost(X)))
 
 
 @eqx.filter_jit
 def _total_log_likelihood(model: AbstractMixtureModel, params, X, w):
-    blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
+    blocks = make_blocks(X, w, default_block_size(X.shape[0], model.row_cost(X)))
 
     def one_block(x, wb):
         lse = jax.nn.logsumexp(model.log_joint(params, x), axis=1)

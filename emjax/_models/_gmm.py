@@ -145,6 +145,10 @@ class GaussianMixture(AbstractMixtureModel):
     def default_solver(self):
         return EM()
 
+    def row_cost(self, data) -> int:
+        """``K·D``: the differences ``x_n − μ_k`` an E-step forms for each row."""
+        return self.num_components * data.shape[-1]
+
     def check_data(self, data):
         X = check_matrix(data, "X")
         if X.shape[0] < self.num_components:

@@ -120,6 +120,10 @@ class KMeans(AbstractMixtureModel):
     def default_solver(self):
         return HardEM()
 
+    def row_cost(self, data) -> int:
+        """``K·D``: the differences ``x_n − μ_k`` an E-step forms for each row."""
+        return self.num_clusters * data.shape[-1]
+
     def check_data(self, data):
         X = check_matrix(data, "X")
         if X.shape[0] < self.num_clusters:
@@ -264,7 +268,7 @@ class KMeans(AbstractMixtureModel):
 
 @eqx.filter_jit
 def _inertia(params, X, w):
-    blocks = make_blocks(X, w, default_block_size(X.shape[0], X.shape[1]))
+    blocks = make_blocks(X, w, default_block_size(X.shape[0], params.centers.size))
     return accumulate(
         lambda x, wb: jnp.sum(wb * jnp.min(squared_distances(x, params.centers), axis=1)), blocks
     )
@@ -272,7 +276,8 @@ def _inertia(params, X, w):
 
 @eqx.filter_jit
 def _distances(params, X):
-    return map_rows(lambda x: jnp.sqrt(squared_distances(x, params.centers)), X)
+    block = default_block_size(X.shape[0], params.centers.size)
+    return map_rows(lambda x: jnp.sqrt(squared_distances(x, params.centers)), X, block)
 
 
 def _relocate_empty(centers, counts, s1, far: FarthestPoints):
