@@ -22,6 +22,7 @@ from ._models._kmeans import KMeansParams as KMeansParams
 from ._models._kmeans import KMeansStats as KMeansStats
 from ._solution import RESULTS as RESULTS
 from ._solution import ConvergenceWarning as ConvergenceWarning
+from ._solution import NonFiniteError as NonFiniteError
 from ._solution import Solution as Solution
 from ._solver import EM as EM
 from ._solver import AbstractSolver as AbstractSolver

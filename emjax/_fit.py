@@ -11,7 +11,7 @@ from ._accumulate import Blocks, default_block_size, make_blocks
 from ._custom_types import Array, Float, Int, Params, PRNGKeyArray, PyTree
 from ._elbo import ELBO
 from ._model import AbstractEMModel
-from ._solution import RESULTS, ConvergenceWarning, Solution
+from ._solution import RESULTS, ConvergenceWarning, NonFiniteError, Solution
 from ._solver import AbstractSolver
 from ._validation import (
     check_key,
@@ -22,6 +22,11 @@ from ._validation import (
 )
 
 MAX_STEPS_LIMIT = 1_000_000
+_NONFINITE = (
+    "emjax.fit: no restart produced finite parameters and ELBO. "
+    + RESULTS[RESULTS.nonfinite]
+    + " Pass throw=False to inspect the partial result."
+)
 
 # Incremented each time `_fit_impl` is traced; the tests use it to check for retraces.
 trace_count = 0
@@ -125,7 +130,6 @@ def _fit_impl(
     atol,
     block_size: int,
     restart_batch_size: int | None,
-    throw,
 ) -> Solution:
     global trace_count
     trace_count += 1
@@ -176,14 +180,8 @@ def _fit_impl(
         restart_num_steps=all_steps,
         restart_elbo_traces=all_traces,
     )
-    # `throw` is traced, so that throw=True and throw=False share one compiled program.
-    solution = eqx.error_if(
-        solution,
-        throw & (result == RESULTS.nonfinite),
-        "emjax.fit: no restart produced finite parameters and ELBO. "
-        + RESULTS[RESULTS.nonfinite]
-        + " Pass throw=False to inspect the partial result.",
-    )
+    # No error check in here: a host callback (eqx.error_if) would keep this program out of
+    # JAX's persistent compilation cache. `fit` checks the result instead.
     return solution
 
 
@@ -240,7 +238,8 @@ def fit(
             `emjax.KMeans`).
         max_steps: the most parameter updates per restart (``>= 0``).
         rtol, atol: convergence tolerances on the change of the ELBO (``>= 0``).
-        throw: if True, raise when no restart produced finite parameters. Reaching
+        throw: if True, raise `emjax.NonFiniteError` when no restart produced finite
+            parameters (inside a user's ``jax.jit``, an equinox runtime error). Reaching
             ``max_steps`` is not an error: it is reported in ``result`` and, outside
             ``jax.jit``, by a `emjax.ConvergenceWarning`.
         block_size: rows per block of a pass over the data. The default,
@@ -254,6 +253,7 @@ def fit(
         ``num_steps``, ``result`` and every restart's outcome.
 
     Raises:
+        NonFiniteError: with ``throw=True``, when no restart produced finite parameters.
         TypeError: a model or solver of the wrong kind, or non-numeric data.
         ValueError: data or options that cannot work (NaN or infinite values, wrong number
             of dimensions, fewer points than components, bad sample weights, a missing
@@ -323,7 +323,6 @@ def fit(
     solution = _fit_impl(
         model, solver, data, weights, key, params0, batched, num_restarts,
         jnp.asarray(max_steps, jnp.int32), capacity, rtol, atol, block_size, restart_batch_size,
-        jnp.asarray(throw),
     )
     # Show the trace up to max_steps (the buffer is longer so that programs are shared).
     solution = eqx.tree_at(
@@ -332,7 +331,13 @@ def fit(
         (solution.elbo_trace[: max_steps + 1], solution.restart_elbo_traces[:, : max_steps + 1]),
     )
     result = solution.result._value
-    if not is_traced(result) and int(result) == int(RESULTS.max_steps_reached._value):
+    if is_traced(result):
+        # Inside the user's jit/vmap: raise at run time through the compiled program.
+        if throw:
+            solution = eqx.error_if(solution, solution.result == RESULTS.nonfinite, _NONFINITE)
+    elif int(result) == int(RESULTS.nonfinite._value) and throw:
+        raise NonFiniteError(_NONFINITE)
+    elif int(result) == int(RESULTS.max_steps_reached._value):
         warnings.warn(
             f"emjax.fit: the best restart did not converge in max_steps={max_steps} steps. "
             + RESULTS[RESULTS.max_steps_reached],

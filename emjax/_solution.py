@@ -10,6 +10,10 @@ class ConvergenceWarning(UserWarning):
     """Warned (outside ``jax.jit``) when the best restart of a fit did not converge."""
 
 
+class NonFiniteError(RuntimeError):
+    """Raised by `emjax.fit` (with ``throw=True``) when no restart produced finite parameters."""
+
+
 class RESULTS(eqx.Enumeration):
     """Why an EM loop stopped. Each item's value is a readable message.
 

@@ -25,8 +25,6 @@ import numpy as np
 
 import emjax
 
-from . import __version__
-
 COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
 MAX_COMPONENTS = 6
 _MAX_SEED = 2**32 - 1
@@ -57,7 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="emjax: expectation-maximization in JAX, jitted and vmapped over restarts.",
         epilog="Try 'emjax demo' for Gaussian mixtures on the Old Faithful data.",
     )
-    parser.add_argument("--version", action="version", version=f"emjax {__version__}")
+    parser.add_argument("--version", action="version", version=f"emjax {emjax.__version__}")
     parser.add_argument(
         "--traceback",
         action="store_true",

@@ -102,3 +102,31 @@ def test_sample_round_trip():
     sol = emjax.fit(model, X, key=jax.random.key(1), num_restarts=4)
     order = np.argsort(np.asarray(sol.params.weights))
     np.testing.assert_allclose(np.asarray(sol.params.weights)[order], [0.3, 0.7], atol=0.02)
+
+
+def test_throw_raises_only_when_no_restart_is_finite():
+    # Values whose squares overflow float64: every E-step is non-finite.
+    X = np.array([[1e200, 0.0], [-1e200, 1.0], [3e200, 2.0], [5.0, -1e200]])
+    model = emjax.GaussianMixture(2, covariance_type="diag")
+    sol = emjax.fit(model, X, key=jax.random.key(0), num_restarts=2, throw=False)
+    assert bool(sol.result == emjax.RESULTS.nonfinite)
+    assert "non-finite" in sol.message
+    try:
+        emjax.fit(model, X, key=jax.random.key(0), num_restarts=2)
+    except emjax.NonFiniteError as e:
+        assert "reg_covar" in str(e)
+    else:
+        raise AssertionError("expected emjax.NonFiniteError")
+
+
+def test_fit_program_has_no_host_callback():
+    """A host callback would keep fit out of JAX's persistent compilation cache."""
+    from emjax import _fit
+
+    model = emjax.GaussianMixture(2)
+    X = jnp.ones((8, 2))
+    lowered = _fit._fit_impl.lower(
+        model, emjax.EM(), X, jnp.ones(8), jax.random.key(0), None, False, 2,
+        jnp.asarray(5), 16, jnp.asarray(1e-5), jnp.asarray(0.0), 8, None,
+    )
+    assert "callback" not in lowered.as_text()
