@@ -163,6 +163,50 @@ class AbstractMixtureModel(AbstractEMModel):
         return _total_log_likelihood(self, params, X, w)
 
 
+def soft_assignments(log_joint: Float[Array, "B K"], w: Float[Array, " B"]):
+    """The exact E-step of a mixture on one block, from ``log p(x_n, z_n = k | θ)``.
+
+    Returns the weighted responsibilities ``w_n r_nk`` (``r = softmax(log_joint)``) and the
+    ELBO data terms ``Σ w r log p(x, z)`` and ``−Σ w r log r`` (``0 log 0 = 0``, with a
+    double ``where`` so that gradients stay finite).
+    """
+    log_resp = jax.nn.log_softmax(log_joint, axis=1)
+    resp = jnp.exp(log_resp)
+    rw = resp * w[:, None]
+    positive = resp > 0
+    elbo = ELBO(
+        expected_log_joint=jnp.sum(jnp.where(positive, rw * log_joint, 0.0)),
+        entropy=-jnp.sum(jnp.where(positive, rw * jnp.where(positive, log_resp, 0.0), 0.0)),
+        log_prior=jnp.zeros((), log_joint.dtype),
+    )
+    return rw, elbo
+
+
+def hard_assignments(log_joint: Float[Array, "B K"], w: Float[Array, " B"]):
+    """The hard E-step of a mixture on one block: ``z_n = argmax_k log p(x_n, z_n = k | θ)``.
+
+    Returns the weighted one-hot assignments, ``z``, and the ELBO data terms
+    ``Σ w max_k log p(x, z)`` with zero entropy.
+    """
+    z = jnp.argmax(log_joint, axis=1)
+    rw = jax.nn.one_hot(z, log_joint.shape[1], dtype=log_joint.dtype) * w[:, None]
+    best = jnp.take_along_axis(log_joint, z[:, None], axis=1)[:, 0]
+    zero = jnp.zeros((), log_joint.dtype)
+    elbo = ELBO(expected_log_joint=jnp.sum(jnp.where(w > 0, w * best, 0.0)), entropy=zero,
+                log_prior=zero)
+    return rw, z, elbo
+
+
+def check_enough_points(X, num: int, name: str, what: str):
+    """EM needs at least as many data points as components."""
+    if X.shape[0] < num:
+        raise ValueError(
+            f"`X` has {X.shape[0]} rows but {name}={num}: {what} needs at least as many data "
+            f"points as {name.split('_')[1]}."
+        )
+    return X
+
+
 @eqx.filter_jit
 def _per_point(model: AbstractMixtureModel, params, X, what: str):
     def one_block(x):

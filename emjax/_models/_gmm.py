@@ -9,9 +9,8 @@ import numpy as np
 
 from .._accumulate import Blocks, accumulate
 from .._custom_types import Array, Float, PRNGKeyArray
-from .._elbo import ELBO
 from .._kmeanspp import kmeans_plusplus, squared_distances
-from .._model import AbstractMixtureModel
+from .._model import AbstractMixtureModel, check_enough_points, hard_assignments, soft_assignments
 from .._solver import EM
 from .._validation import (
     as_float_array,
@@ -150,13 +149,8 @@ class GaussianMixture(AbstractMixtureModel):
         return self.num_components * data.shape[-1]
 
     def check_data(self, data):
-        X = check_matrix(data, "X")
-        if X.shape[0] < self.num_components:
-            raise ValueError(
-                f"`X` has {X.shape[0]} rows but num_components={self.num_components}: EM "
-                "needs at least as many data points as components."
-            )
-        return X
+        return check_enough_points(check_matrix(data, "X"), self.num_components,
+                                   "num_components", "EM")
 
     def check_params(self, params, data):
         if not isinstance(params, GaussianMixtureParams):
@@ -180,29 +174,13 @@ class GaussianMixture(AbstractMixtureModel):
     def e_step(self, params, x, w):
         x = _ignore_unweighted(x, w, params.means[0])
         log_joint, diff = self._log_joint_and_diff(params, x)
-        log_norm = jax.nn.logsumexp(log_joint, axis=1)
-        log_resp = log_joint - log_norm[:, None]
-        resp = jnp.exp(log_resp)
-        rw = resp * w[:, None]
-        positive = resp > 0
-        elbo = ELBO(
-            expected_log_joint=jnp.sum(jnp.where(positive, rw * log_joint, 0.0)),
-            entropy=-jnp.sum(jnp.where(positive, rw * jnp.where(positive, log_resp, 0.0), 0.0)),
-            log_prior=jnp.zeros((), x.dtype),
-        )
+        rw, elbo = soft_assignments(log_joint, w)
         return self._statistics(diff, rw), elbo
 
     def hard_e_step(self, params, x, w):
         x = _ignore_unweighted(x, w, params.means[0])
         log_joint, diff = self._log_joint_and_diff(params, x)
-        z = jnp.argmax(log_joint, axis=1)
-        rw = jax.nn.one_hot(z, self.num_components, dtype=x.dtype) * w[:, None]
-        best = jnp.take_along_axis(log_joint, z[:, None], axis=1)[:, 0]
-        elbo = ELBO(
-            expected_log_joint=jnp.sum(jnp.where(w > 0, w * best, 0.0)),
-            entropy=jnp.zeros((), x.dtype),
-            log_prior=jnp.zeros((), x.dtype),
-        )
+        rw, _, elbo = hard_assignments(log_joint, w)
         return self._statistics(diff, rw), elbo
 
     def m_step(self, params, stats):

@@ -9,9 +9,8 @@ import numpy as np
 
 from .._accumulate import Blocks, accumulate, default_block_size, make_blocks, map_rows
 from .._custom_types import Array, Float, Int, PRNGKeyArray
-from .._elbo import ELBO
 from .._kmeanspp import kmeans_plusplus, squared_distances
-from .._model import AbstractMixtureModel
+from .._model import AbstractMixtureModel, check_enough_points, hard_assignments, soft_assignments
 from .._solver import HardEM
 from .._validation import (
     as_float_array,
@@ -125,13 +124,8 @@ class KMeans(AbstractMixtureModel):
         return self.num_clusters * data.shape[-1]
 
     def check_data(self, data):
-        X = check_matrix(data, "X")
-        if X.shape[0] < self.num_clusters:
-            raise ValueError(
-                f"`X` has {X.shape[0]} rows but num_clusters={self.num_clusters}: k-means "
-                "needs at least as many data points as clusters."
-            )
-        return X
+        return check_enough_points(check_matrix(data, "X"), self.num_clusters, "num_clusters",
+                                   "k-means")
 
     def check_params(self, params, data):
         if not isinstance(params, KMeansParams):
@@ -159,16 +153,7 @@ class KMeans(AbstractMixtureModel):
 
     def e_step(self, params, x, w):
         x = _ignore_unweighted(x, w, params.centers[0])
-        log_joint = self.log_joint(params, x)
-        log_resp = jax.nn.log_softmax(log_joint, axis=1)
-        resp = jnp.exp(log_resp)
-        rw = resp * w[:, None]
-        positive = resp > 0
-        elbo = ELBO(
-            expected_log_joint=jnp.sum(jnp.where(positive, rw * log_joint, 0.0)),
-            entropy=-jnp.sum(jnp.where(positive, rw * jnp.where(positive, log_resp, 0.0), 0.0)),
-            log_prior=jnp.zeros((), x.dtype),
-        )
+        rw, elbo = soft_assignments(self.log_joint(params, x), w)
         s1 = jnp.einsum("bk,kbd->kd", rw, x[None] - params.centers[:, None],
                         precision=jax.lax.Precision.HIGHEST)
         return KMeansStats(jnp.sum(rw, axis=0), s1, None), elbo
@@ -177,14 +162,7 @@ class KMeans(AbstractMixtureModel):
         K = self.num_clusters
         x = _ignore_unweighted(x, w, params.centers[0])
         log_joint, d2 = self._log_joint_and_d2(params, x)
-        z = jnp.argmax(log_joint, axis=1)
-        rw = jax.nn.one_hot(z, K, dtype=x.dtype) * w[:, None]
-        best = jnp.take_along_axis(log_joint, z[:, None], axis=1)[:, 0]
-        elbo = ELBO(
-            expected_log_joint=jnp.sum(jnp.where(w > 0, w * best, 0.0)),
-            entropy=jnp.zeros((), x.dtype),
-            log_prior=jnp.zeros((), x.dtype),
-        )
+        rw, z, elbo = hard_assignments(log_joint, w)
         s1 = jnp.einsum("bk,kbd->kd", rw, x[None] - params.centers[:, None],
                         precision=jax.lax.Precision.HIGHEST)
         # Candidates for empty clusters: this block's points farthest from their centre.
