@@ -8,6 +8,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import emjax
 
@@ -130,3 +131,13 @@ def test_fit_program_has_no_host_callback():
         jnp.asarray(5), 16, jnp.asarray(1e-5), jnp.asarray(0.0), 8, None,
     )
     assert "callback" not in lowered.as_text()
+
+
+def test_max_steps_reached_warns_outside_jit_and_is_reported():
+    X = emjax.datasets.load_old_faithful()
+    model = emjax.GaussianMixture(3)
+    with pytest.warns(emjax.ConvergenceWarning, match="max_steps=2"):
+        sol = emjax.fit(model, X, key=jax.random.key(0), max_steps=2, rtol=0.0)
+    assert bool(sol.result == emjax.RESULTS.max_steps_reached)
+    assert int(sol.num_steps) == 2
+    assert "maximum number of steps" in sol.message
