@@ -59,7 +59,7 @@ def sweep(ct, num_points, d, k, parallel, steps, blocks, repeats):
         per_step[b] = cpu_seconds(fit, repeats) / (steps + 1) / parallel
     return {
         "covariance_type": ct, "D": d, "K": k, "P": parallel, "N": num_points,
-        "default": default_block_size(num_points, d, parallel),
+        "default": default_block_size(num_points, k * d, parallel),
         "best": min(per_step, key=per_step.get), "ms_per_step": {b: 1e3 * t for b, t in per_step.items()},
     }
 

@@ -293,7 +293,7 @@ def bench_restarts(s: Settings, x64: np.ndarray) -> list[dict]:
         model = emjax.GaussianMixture(K, covariance_type=ct)
         row = {"covariance_type": ct, "dtype": dt, "rows": x.shape[0], "steps": S,
                "restarts": R, "load_before": load(),
-               "emjax_block_size": default_block_size(x.shape[0], x.shape[1], R)}
+               "emjax_block_size": default_block_size(x.shape[0], model.row_cost(x), R)}
 
         first_r, warm_r, sol_r = first_and_warm(
             partial(run_emjax, model, x, key=key, num_restarts=R, max_steps=S),
@@ -351,7 +351,7 @@ def bench_restart_blocks(s: Settings, x64: np.ndarray) -> list[dict]:
         model = emjax.GaussianMixture(K, covariance_type=ct)
         for block, batch in s.explore_grid:
             parallel = min(R, batch or R)
-            effective = block or default_block_size(x.shape[0], x.shape[1], parallel)
+            effective = block or default_block_size(x.shape[0], model.row_cost(x), parallel)
             first, warm, _ = first_and_warm(
                 partial(run_emjax, model, x, key=key, num_restarts=R, max_steps=S,
                         block_size=block, restart_batch_size=batch), 1)
@@ -371,7 +371,7 @@ def bench_single_blocks(s: Settings, x64: np.ndarray, init: dict) -> list[dict]:
     K, S = s.num_components, s.base_steps
     model = emjax.GaussianMixture(K, covariance_type="full")
     p0 = emjax_params0(model, init, np.float64)
-    default = default_block_size(x64.shape[0], x64.shape[1], 1)
+    default = default_block_size(x64.shape[0], model.row_cost(x64), 1)
     results = []
     for block in sorted(set(s.single_block_sizes) | {default}):
         first, warm, _ = first_and_warm(
