@@ -122,6 +122,13 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CONFIG_SET_BY_COMMANDS = (
+    "jax_enable_x64",
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``emjax`` program with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
@@ -138,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    # Commands may turn on float64 or the on-disk compile cache for their own run; a
+    # Python caller of main() gets its JAX configuration back unchanged.
+    saved = {name: getattr(jax.config, name) for name in _CONFIG_SET_BY_COMMANDS}
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -154,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
             hint = "" if isinstance(exc, _CommandError) else " (rerun with --traceback for details)"
             print(f"emjax: error: {_one_line(exc)}{hint}", file=sys.stderr)
         return 1
+    finally:
+        for name, value in saved.items():
+            jax.config.update(name, value)
 
 
 def _one_line(exc: BaseException) -> str:

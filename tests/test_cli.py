@@ -205,3 +205,21 @@ def test_without_matplotlib_prints_install_hint(monkeypatch, tmp_path, capsys):
     assert 'pip install "emjax[plot]"' in out
     assert "Chosen model (lowest BIC): K=2, covariance_type='full'" in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_main_restores_the_callers_jax_config(monkeypatch, tmp_path):
+    """A command may turn on float64 or the compile cache for its own run; a Python caller of
+    main() gets its JAX configuration back."""
+    import jax
+
+    names = ("jax_enable_x64", "jax_compilation_cache_dir")
+    before = {n: getattr(jax.config, n) for n in names}
+
+    def command(args):
+        jax.config.update("jax_enable_x64", not before["jax_enable_x64"])
+        jax.config.update("jax_compilation_cache_dir", str(tmp_path))
+        return 0
+
+    monkeypatch.setattr(cli, "_run_demo", command)
+    assert cli.main(["demo"]) == 0
+    assert {n: getattr(jax.config, n) for n in names} == before
