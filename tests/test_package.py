@@ -15,6 +15,16 @@ import emjax
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _run_fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter with JAX's defaults (no x64); return its stdout."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    env.pop("JAX_ENABLE_X64", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_import_does_not_change_jax_config():
     code = (
         "import jax\n"
@@ -27,12 +37,7 @@ def test_import_does_not_change_jax_config():
         "assert jax.config.jax_enable_x64 is False\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("JAX_ENABLE_X64", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert _run_fresh_python(code) == "ok"
 
 
 def test_float32_is_the_default_dtype_without_x64():
@@ -43,12 +48,7 @@ def test_float32_is_the_default_dtype_without_x64():
         "assert sol.params.means.dtype.name == 'float32', sol.params.means.dtype\n"
         "print(float(sol.log_likelihood))\n"
     )
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("JAX_ENABLE_X64", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    assert abs(float(out.stdout.strip().splitlines()[-1]) + 1130.26) < 0.05
+    assert abs(float(_run_fresh_python(code).splitlines()[-1]) + 1130.26) < 0.05
 
 
 def test_every_public_name_is_documented():
