@@ -10,6 +10,9 @@ Importing emjax never changes JAX's global configuration: enable float64 yoursel
 """
 
 from . import datasets as datasets
+from ._adjoint import AbstractAdjoint as AbstractAdjoint
+from ._adjoint import Implicit as Implicit
+from ._adjoint import Unrolled as Unrolled
 from ._elbo import ELBO as ELBO
 from ._fit import fit as fit
 from ._model import AbstractEMModel as AbstractEMModel

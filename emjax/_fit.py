@@ -7,9 +7,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from ._accumulate import Blocks, default_block_size, make_blocks
-from ._custom_types import Array, Float, Int, Params, PRNGKeyArray, PyTree
-from ._elbo import ELBO
+from ._accumulate import default_block_size, make_blocks
+from ._adjoint import AbstractAdjoint, Implicit
+from ._custom_types import Array, Float, Params, PRNGKeyArray
+from ._loop import run_while as _run_one  # noqa: F401  (GaussianMixture's k-means init uses it)
 from ._model import AbstractEMModel
 from ._solution import RESULTS, ConvergenceWarning, NonFiniteError, Solution
 from ._solver import AbstractSolver
@@ -32,82 +33,10 @@ _NONFINITE = (
 trace_count = 0
 
 
-def _select(pred, on_true, on_false):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
-
-
-def _all_finite(tree) -> Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if eqx.is_inexact_array(x)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-class _LoopState(eqx.Module):
-    params: Params  # θ_t, the parameters to evaluate next (the answer once `done`)
-    prev_params: Params  # θ_{t-1}: the fallback if θ_t gives a non-finite ELBO
-    elbo: ELBO  # ELBO at θ_{t-1} while running; at `params` once `done`
-    solver_state: PyTree
-    step: Int[Array, ""]
-    trace: Float[Array, " T"]
-    result: RESULTS
-    done: Array
-
-
 def _trace_capacity(max_steps: int) -> int:
     """Trace buffer length: a power of two >= ``max_steps + 1``, so that nearby values of
     ``max_steps`` share one compiled program."""
     return max(16, 1 << max_steps.bit_length())
-
-
-def _run_one(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, capacity: int):
-    """The EM loop of one restart. Under ``vmap`` a finished restart is frozen.
-
-    ``max_steps`` may be traced; ``capacity`` (static, ``> max_steps``) sizes the trace.
-    """
-    dtype = blocks.weights.dtype
-    init = _LoopState(
-        params=params0,
-        prev_params=params0,
-        elbo=ELBO.nan(dtype),
-        solver_state=solver.init(model, blocks, params0),
-        step=jnp.array(0, jnp.int32),
-        trace=jnp.full((capacity,), jnp.nan, dtype),
-        result=RESULTS.converged,
-        done=jnp.array(False),
-    )
-
-    def body(s: _LoopState) -> _LoopState:
-        elbo, new_params, new_solver_state = solver.step(model, blocks, s.params, s.solver_state)
-        value = elbo.total
-        finite = jnp.isfinite(value)
-        converged = (
-            (s.step > 0) & finite & (jnp.abs(value - s.elbo.total) <= atol + rtol * jnp.abs(value))
-        )
-        at_max = s.step >= max_steps
-        bad_update = finite & ~converged & ~at_max & ~_all_finite(new_params)
-        revert = ~finite & (s.step > 0)
-        done = ~finite | converged | at_max | bad_update
-
-        result = RESULTS.where(
-            ~finite | bad_update,
-            RESULTS.nonfinite,
-            RESULTS.where(converged, RESULTS.converged, RESULTS.max_steps_reached),
-        )
-        # Where to stand after this step: θ_{t+1} if going on; θ_t if stopping with a finite
-        # ELBO; θ_{t-1} (with its ELBO) if θ_t itself is not finite.
-        params = _select(done, _select(revert, s.prev_params, s.params), new_params)
-        return _LoopState(
-            params=params,
-            prev_params=s.params,
-            elbo=_select(finite, elbo, s.elbo),
-            solver_state=new_solver_state,
-            step=jnp.where(done, jnp.where(revert, s.step - 1, s.step), s.step + 1),
-            trace=s.trace.at[s.step].set(jnp.where(finite, value, jnp.nan)),
-            result=result,
-            done=done,
-        )
-
-    final = jax.lax.while_loop(lambda s: ~s.done, body, init)
-    return final.params, final.elbo, final.step, final.result, final.trace
 
 
 def _broadcast_params(params, num_restarts: int):
@@ -130,21 +59,25 @@ def _fit_impl(
     atol,
     block_size: int,
     restart_batch_size: int | None,
+    adjoint: AbstractAdjoint,
+    throw,
 ) -> Solution:
     global trace_count
     trace_count += 1
 
     blocks = make_blocks(data, weights, block_size)
     if params0 is None:
+        # Initialisation from the data (k-means++, Lloyd, ...) is not differentiated: pass
+        # `params0` to differentiate with respect to the initial parameters.
         keys = jax.random.split(key, num_restarts)
-        init = jax.vmap(lambda k: model.init_params(blocks, key=k))(keys)
+        init = jax.vmap(lambda k: model.init_params(jax.lax.stop_gradient(blocks), key=k))(keys)
     elif params0_batched:
         init = params0
     else:
         init = _broadcast_params(params0, num_restarts)
 
     def run(p):
-        return _run_one(model, solver, blocks, p, rtol, atol, max_steps, capacity)
+        return adjoint.run(model, solver, blocks, p, rtol, atol, max_steps, capacity, throw)
 
     if num_restarts == 1:
         # No vmap for a single restart: XLA's CPU code for some batched contractions is
@@ -212,6 +145,7 @@ def fit(
     throw: bool = True,
     block_size: int | None = None,
     restart_batch_size: int | None = None,
+    adjoint: AbstractAdjoint | None = None,
 ) -> Solution:
     r"""Fit ``model`` to ``data`` by an EM-type solver, with restarts, in one jitted program.
 
@@ -248,13 +182,21 @@ def fit(
         throw: if True, raise `emjax.NonFiniteError` when no restart produced finite
             parameters (inside a user's ``jax.jit``, an equinox runtime error). Reaching
             ``max_steps`` is not an error: it is reported in ``result`` and, outside
-            ``jax.jit``, by a `emjax.ConvergenceWarning`.
+            ``jax.jit``, by a `emjax.ConvergenceWarning`; but with the `emjax.Implicit`
+            adjoint, differentiating through a fit that did not converge raises in the
+            backward pass (with ``throw=False`` the approximate gradient is returned).
         block_size: rows per block of a pass over the data. The default,
             ``clamp(2^18 // (P · model.row_cost(data)), 16, N)`` with ``P`` restarts computed
             at once, keeps one block's intermediates around 2 MiB (in cache on a CPU).
         restart_batch_size: run the restarts in sequential chunks of this many (each chunk
             vmapped) to bound memory with very many restarts; 1 runs them one after
             another without ``vmap``; default: all at once.
+        adjoint: how gradients flow backwards through the fit (``jax.grad`` with respect
+            to the data, ``sample_weight``, ``params0`` or the model's array
+            hyperparameters): `emjax.Implicit` (the default: the implicit function theorem
+            at the converged fixed point; the forward loop stops at convergence) or
+            `emjax.Unrolled` (reverse mode through the iterations taken, checkpointed per
+            iteration). See their documentation for cost and validity.
 
     Returns:
         A `Solution`: ``params``, ``log_likelihood``, ``elbo`` (parts), ``elbo_trace``,
@@ -327,10 +269,19 @@ def fit(
     else:
         block_size = min(check_positive_int(block_size, "block_size"), num_points)
 
-    capacity = _trace_capacity(max_steps)
+    if adjoint is None:
+        adjoint = Implicit()
+    if not isinstance(adjoint, AbstractAdjoint):
+        raise TypeError(
+            f"`adjoint` must be emjax.Implicit() or emjax.Unrolled(); got {adjoint!r}."
+        )
+    # Unrolled's scan needs its length at compile time; the while-loop shares one program
+    # across nearby max_steps.
+    capacity = max_steps + 1 if adjoint.static_length else _trace_capacity(max_steps)
     solution = _fit_impl(
         model, solver, data, weights, key, params0, batched, num_restarts,
         jnp.asarray(max_steps, jnp.int32), capacity, rtol, atol, block_size, restart_batch_size,
+        adjoint, jnp.asarray(throw),
     )
     # Show the trace up to max_steps (the buffer is longer so that programs are shared).
     solution = eqx.tree_at(

@@ -128,7 +128,8 @@ def test_fit_program_has_no_host_callback():
     X = jnp.ones((8, 2))
     lowered = _fit._fit_impl.lower(
         model, emjax.EM(), X, jnp.ones(8), jax.random.key(0), None, False, 2,
-        jnp.asarray(5), 16, jnp.asarray(1e-5), jnp.asarray(0.0), 8, None,
+        jnp.asarray(5), 16, jnp.asarray(1e-5), jnp.asarray(0.0), 8, None, emjax.Implicit(),
+        jnp.asarray(True),
     )
     assert "callback" not in lowered.as_text()
 
