@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from ._accumulate import Blocks, accumulate, default_block_size, make_blocks, map_rows
-from ._custom_types import Array, Data, Float, Int, Params, PRNGKeyArray, Stats
+from ._custom_types import Array, Data, Float, Int, Params, PRNGKeyArray, PyTree, Stats
 from ._elbo import ELBO
 from ._validation import check_sample_weight
 
@@ -159,8 +159,69 @@ class AbstractMixtureModel(AbstractEMModel):
             True
         """
         X = self.check_input(params, X)
-        w = check_sample_weight(sample_weight, X.shape[0], X.dtype)
+        first = jax.tree.leaves(X)[0]  # X may be a pytree, e.g. (inputs, targets)
+        w = check_sample_weight(sample_weight, first.shape[0], first.dtype)
         return _total_log_likelihood(self, params, X, w)
+
+
+class AbstractUnconstrainedModel(eqx.Module):
+    r"""Capability: a model whose parameters `emjax.GradientMStep` can optimise.
+
+    A model with this capability gives its parameters an unconstrained parametrization
+    ``ψ`` (every real value of every leaf is valid) and can evaluate the expected
+    complete-data log-likelihood ``Q(θ | θ')`` at any ``θ`` on one block of rows:
+
+    - ``unconstrain(params) -> ψ`` and ``constrain(ψ) -> params``, with
+      ``constrain(unconstrain(θ)) == θ`` up to rounding (e.g. logits for simplex weights,
+      a Cholesky factor with a log-diagonal for a covariance matrix, a log for a scale);
+    - ``expected_log_joint(params, reference_params, data, weights)``:
+      ``Σ_n w_n E_{p(z_n | x_n, θ')}[log p(x_n, z_n | θ)]`` with ``θ = params`` and
+      ``θ' = reference_params``. The posterior comes from ``reference_params``, so the
+      gradient with respect to ``params`` is ``∇_θ Q(θ | θ')`` with no ``stop_gradient``
+      needed; derivatives with respect to ``reference_params`` stay exact. Rows of
+      weight 0 must contribute exactly zero (and no NaN).
+
+    `emjax.GaussianMixture` and every `emjax.AbstractDensityMixture` have it.
+
+    Example:
+        >>> import numpy as np, emjax
+        >>> gmm = emjax.GaussianMixture(2, covariance_type="diag")
+        >>> isinstance(gmm, emjax.AbstractUnconstrainedModel)
+        True
+        >>> p = gmm.make_params(weights=[0.5, 0.5], means=np.zeros((2, 2)),
+        ...                     covariances=np.ones((2, 2)))
+        >>> logits, means, log_variances = gmm.unconstrain(p)
+        >>> np.allclose(gmm.constrain((logits, means, log_variances)).covariances, 1.0)
+        True
+    """
+
+    @abc.abstractmethod
+    def unconstrain(self, params: Params) -> PyTree:
+        """Parameters in an unconstrained parametrization ``ψ``."""
+
+    @abc.abstractmethod
+    def constrain(self, unconstrained: PyTree) -> Params:
+        """Parameters from their unconstrained parametrization (the inverse of ``unconstrain``)."""
+
+    @abc.abstractmethod
+    def expected_log_joint(
+        self, params: Params, reference_params: Params, data: Data, weights: Float[Array, " B"]
+    ) -> Float[Array, ""]:
+        """``Q(params | reference_params)`` on one block of rows."""
+
+
+def mixture_expected_log_joint(
+    log_joint: Float[Array, "B K"], reference_log_joint: Float[Array, "B K"],
+    w: Float[Array, " B"],
+) -> Float[Array, ""]:
+    """``Σ_n w_n Σ_k r_nk log p(x_n, z_n = k | θ)`` with ``r = softmax(reference_log_joint)``.
+
+    The responsibilities come from the reference parameters; terms with ``w r = 0`` are
+    exactly zero (even where ``log_joint`` is ``−∞``).
+    """
+    rw = jax.nn.softmax(reference_log_joint, axis=1) * w[:, None]
+    positive = rw > 0
+    return jnp.sum(jnp.where(positive, rw * jnp.where(positive, log_joint, 0.0), 0.0))
 
 
 def soft_assignments(log_joint: Float[Array, "B K"], w: Float[Array, " B"]):
@@ -217,12 +278,13 @@ def _per_point(model: AbstractMixtureModel, params, X, what: str):
             return jax.nn.softmax(log_joint, axis=1)
         return jnp.argmax(log_joint, axis=1)
 
-    return map_rows(one_block, X, default_block_size(X.shape[0], model.row_cost(X)))
+    n = jax.tree.leaves(X)[0].shape[0]
+    return map_rows(one_block, X, default_block_size(n, model.row_cost(X)))
 
 
 @eqx.filter_jit
 def _total_log_likelihood(model: AbstractMixtureModel, params, X, w):
-    blocks = make_blocks(X, w, default_block_size(X.shape[0], model.row_cost(X)))
+    blocks = make_blocks(X, w, default_block_size(w.shape[0], model.row_cost(X)))
 
     def one_block(x, wb):
         lse = jax.nn.logsumexp(model.log_joint(params, x), axis=1)

@@ -11,6 +11,7 @@ from ._accumulate import Blocks, accumulate
 from ._custom_types import Params, PyTree
 from ._elbo import ELBO
 from ._model import AbstractEMModel, AbstractMixtureModel
+from ._mstep import AbstractMStep, ClosedFormMStep, _is_density_mixture
 
 
 class AbstractSolver(eqx.Module):
@@ -58,31 +59,54 @@ class EM(AbstractSolver):
     r"""Exact expectation-maximization (Dempster, Laird & Rubin 1977).
 
     Each step runs the E-step over all the data, which sets ``q(z) = p(z | x, θ_t)`` and
-    returns the expected sufficient statistics ``s_t``, then the M-step
-    ``θ_{t+1} = argmax_θ E_q[log p(x, z | θ)] + log p(θ)``. The ELBO at ``θ_t`` equals the
-    (penalised) log-likelihood and never decreases from one step to the next.
+    returns the expected sufficient statistics ``s_t``, then the M-step. With the default
+    `ClosedFormMStep` that is ``θ_{t+1} = argmax_θ Q(θ | θ_t) + log p(θ)``, where
+    ``Q(θ | θ_t) = E_q[log p(x, z | θ)]``; with `GradientMStep` it is a few optimizer steps
+    on ``Q + log p`` that never decrease it (generalized EM). Either way the ELBO at ``θ_t``
+    equals the (penalised) log-likelihood and never decreases from one step to the next.
+
+    Args:
+        m_step: the M-step strategy: `ClosedFormMStep()` (default, the model's exact
+            ``m_step``) or `GradientMStep(optimizer, num_steps)` (an optax optimizer on the
+            model's unconstrained parameters; needed by models without a closed form, such
+            as `emjax.StudentTMixture`). Its state (e.g. Adam's moments) is the solver's
+            state, carried across iterations.
+
+    Raises:
+        TypeError: ``m_step`` is not an `AbstractMStep`.
 
     Example:
-        >>> import jax, emjax
+        >>> import jax, optax, emjax
         >>> X = emjax.datasets.load_old_faithful()
         >>> sol = emjax.fit(emjax.GaussianMixture(2), X, key=jax.random.key(0),
         ...                 solver=emjax.EM())
         >>> bool(sol.converged)
         True
+        >>> gem = emjax.EM(m_step=emjax.GradientMStep(optax.adam(1e-2), num_steps=10))
     """
 
+    m_step: AbstractMStep = ClosedFormMStep()
     tight_bound: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if not isinstance(self.m_step, AbstractMStep):
+            raise TypeError(
+                "`m_step` must be an emjax M-step: emjax.ClosedFormMStep() or "
+                f"emjax.GradientMStep(optimizer, num_steps); got {self.m_step!r}."
+            )
 
     def check_model(self, model):
         if not isinstance(model, AbstractEMModel):
             raise TypeError(f"EM() fits emjax models; got {type(model).__name__}.")
+        self.m_step.check_model(model)
 
     def init(self, model, blocks, params):
-        return None
+        return self.m_step.init(model, blocks, params)
 
     def step(self, model, blocks, params, state):
         stats, elbo = _full_pass(model.e_step, model, blocks, params)
-        return elbo, model.m_step(params, stats), state
+        new_params, new_state = self.m_step.update(model, blocks, params, stats, state)
+        return elbo, new_params, new_state
 
 
 class HardEM(AbstractSolver):
@@ -109,6 +133,11 @@ class HardEM(AbstractSolver):
             raise TypeError(
                 "HardEM() needs a model with one discrete assignment per point (a mixture); "
                 f"got {type(model).__name__}."
+            )
+        if _is_density_mixture(model):
+            raise TypeError(
+                f"HardEM() needs a closed-form M-step, which {type(model).__name__} does not "
+                "have; use emjax.EM(m_step=emjax.GradientMStep(...)) (the model's default)."
             )
 
     def init(self, model, blocks, params):

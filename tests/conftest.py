@@ -18,9 +18,24 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     ).strip()
 
 import jax  # noqa: E402  (after XLA_FLAGS, which is read when the backend starts)
+import pytest  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 if not os.environ.get("EMJAX_TEST_NO_CACHE"):
     cache = os.path.join(os.path.expanduser("~"), ".cache", "emjax-tests", "jax")
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's in-memory caches after each test module.
+
+    Every compiled XLA:CPU program holds its own memory mappings; one process running the
+    whole suite passed the kernel's limit of 65,530 mappings per process
+    (``vm.max_map_count``) and crashed with a segmentation fault inside XLA's compiler.
+    Programs are rarely shared between modules, and the persistent cache above keeps them
+    on disk anyway.
+    """
+    yield
+    jax.clear_caches()

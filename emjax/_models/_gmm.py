@@ -10,7 +10,14 @@ import numpy as np
 from .._accumulate import Blocks, accumulate
 from .._custom_types import Array, Float, PRNGKeyArray
 from .._kmeanspp import kmeans_plusplus, squared_distances
-from .._model import AbstractMixtureModel, check_enough_points, hard_assignments, soft_assignments
+from .._model import (
+    AbstractMixtureModel,
+    AbstractUnconstrainedModel,
+    check_enough_points,
+    hard_assignments,
+    mixture_expected_log_joint,
+    soft_assignments,
+)
 from .._solver import EM
 from .._validation import (
     as_float_array,
@@ -70,6 +77,32 @@ def _ignore_unweighted(x, w, fill):
     return jnp.where((w > 0)[:, None], x, fill)
 
 
+def _diag_embed(d):
+    """Diagonal matrices from the last axis of ``d`` (batched)."""
+    return d[..., :, None] * jnp.eye(d.shape[-1], dtype=d.dtype)
+
+
+def _log_cholesky(a):
+    """Lower Cholesky factor of the positive (semi)definite ``a`` (batched) with the log of
+    its diagonal on the diagonal: an unconstrained parametrization of ``a``.
+
+    A factorisation that fails (``a`` singular or slightly indefinite from rounding) is
+    retried with ``10·eps·max(diag)`` added to the diagonal; diagonals are floored at the
+    smallest normal number, so the result is always finite.
+    """
+    dtype = a.dtype
+    eye = jnp.eye(a.shape[-1], dtype=dtype)
+    chol = jnp.linalg.cholesky(a)
+    jitter = 10 * jnp.finfo(dtype).eps * jnp.max(jnp.abs(jnp.diagonal(a, axis1=-2, axis2=-1)),
+                                                  axis=-1)
+    retry = jnp.linalg.cholesky(a + (jitter + jnp.finfo(dtype).tiny)[..., None, None] * eye)
+    good = jnp.all(jnp.isfinite(chol), axis=(-2, -1), keepdims=True)
+    chol = jnp.where(good, chol, retry)
+    chol = jnp.where(jnp.isfinite(chol), chol, 0.0)
+    diag = jnp.maximum(jnp.diagonal(chol, axis1=-2, axis2=-1), jnp.finfo(dtype).tiny)
+    return jnp.tril(chol, -1) + _diag_embed(jnp.log(diag))
+
+
 def _tril_inverse_t(chol):
     """``L⁻ᵀ`` for lower-triangular ``L`` (batched): the precision Cholesky factor."""
     eye = jnp.broadcast_to(jnp.eye(chol.shape[-1], dtype=chol.dtype), chol.shape)
@@ -77,7 +110,7 @@ def _tril_inverse_t(chol):
     return jnp.swapaxes(inv, -1, -2)
 
 
-class GaussianMixture(AbstractMixtureModel):
+class GaussianMixture(AbstractMixtureModel, AbstractUnconstrainedModel):
     r"""A mixture of ``K`` Gaussians, ``p(x) = Σ_k π_k N(x | μ_k, Σ_k)``, fitted by EM.
 
     **E-step.** Responsibilities ``r_nk = π_k N(x_n | μ_k, Σ_k) / Σ_j π_j N(x_n | μ_j, Σ_j)``
@@ -94,6 +127,13 @@ class GaussianMixture(AbstractMixtureModel):
     scikit-learn's ``GaussianMixture``. A component whose mass falls below
     ``10·eps·N`` (empty), or whose new covariance is not positive definite, keeps its
     previous mean and covariance, so parameters never become NaN.
+
+    **Gradient M-step.** With ``solver=emjax.EM(m_step=emjax.GradientMStep(...))`` the
+    parameters are optimised in an unconstrained form: logits ``log π_k`` for the weights,
+    and ``Σ = L Lᵀ + reg_covar·I`` with ``L`` lower triangular with a log-diagonal ("full",
+    "tied") or ``Σ = exp(s) + reg_covar`` ("diag", "spherical"). There ``reg_covar`` is a
+    floor under the covariances' eigenvalues rather than an addition to the estimate, so
+    the fixed points agree with the closed-form M-step's when ``reg_covar = 0``.
 
     Args:
         num_components: number of components ``K`` (``>= 1``).
@@ -252,6 +292,40 @@ class GaussianMixture(AbstractMixtureModel):
             weights=jnp.full((K,), 1.0 / K, x.dtype), means=shift, covariances=fallback
         )
         return self.m_step(provisional, stats)
+
+    # ------------------------------------------------------------------ gradient M-step
+    def unconstrain(self, params):
+        """``(log π, means, ψ_Σ)`` with ``ψ_Σ`` a Cholesky factor of ``Σ − reg_covar·I`` whose
+        diagonal holds logs ("full", "tied"), or ``log(Σ − reg_covar)`` ("diag", "spherical")."""
+        dtype = params.means.dtype
+        tiny = jnp.finfo(dtype).tiny
+        reg = self.reg_covar.astype(dtype)
+        logits = jnp.log(jnp.maximum(params.weights, tiny))
+        cov = params.covariances
+        if self.covariance_type in ("full", "tied"):
+            psi_cov = _log_cholesky(cov - reg * jnp.eye(cov.shape[-1], dtype=dtype))
+        else:
+            psi_cov = jnp.log(jnp.maximum(cov - reg, tiny))
+        return logits, params.means, psi_cov
+
+    def constrain(self, unconstrained):
+        """The inverse of `unconstrain`: softmax weights, ``L Lᵀ + reg_covar·I`` or ``exp + reg``."""
+        logits, means, psi_cov = unconstrained
+        reg = self.reg_covar.astype(means.dtype)
+        if self.covariance_type in ("full", "tied"):
+            tril = jnp.tril(psi_cov, -1)
+            chol = tril + _diag_embed(jnp.exp(jnp.diagonal(psi_cov, axis1=-2, axis2=-1)))
+            eye = jnp.eye(means.shape[-1], dtype=means.dtype)
+            cov = jnp.matmul(chol, jnp.swapaxes(chol, -1, -2), precision=_HI) + reg * eye
+        else:
+            cov = jnp.exp(psi_cov) + reg
+        return GaussianMixtureParams(jax.nn.softmax(logits), means, cov)
+
+    def expected_log_joint(self, params, reference_params, x, w):
+        """``Σ_n w_n Σ_k r_nk(θ') log π_k N(x_n | μ_k, Σ_k)`` on one block (``θ' = reference_params``)."""
+        x = _ignore_unweighted(x, w, reference_params.means[0])
+        return mixture_expected_log_joint(self.log_joint(params, x),
+                                          self.log_joint(reference_params, x), w)
 
     # ------------------------------------------------------------------ internals
     def _covariance_from_variance(self, var):
