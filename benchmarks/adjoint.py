@@ -92,7 +92,7 @@ def bench(n: int, d: int, k: int, steps: list[int], dtype, repeats: int, covaria
 
     cases = [(s, 0.0, ("unrolled",)) for s in steps] + [(1000, tol, ("unrolled", "implicit"))]
     for max_steps, rtol, adjoints in cases:
-        fwd = lambda x, reg: loss(x, reg, emjax.Implicit(), max_steps, rtol)  # noqa: E731
+        fwd = lambda x, reg, n=max_steps, t=rtol: loss(x, reg, emjax.Implicit(), n, t)  # noqa: E731
         first, t_fwd = timed(jax.jit(fwd), x, reg, repeats=repeats)
         sol = fit(x, reg, emjax.Implicit(), max_steps, rtol)
         row = {"max_steps": max_steps, "rtol": rtol, "steps_run": int(sol.num_steps),
@@ -100,7 +100,8 @@ def bench(n: int, d: int, k: int, steps: list[int], dtype, repeats: int, covaria
                "forward_compile_s": first - t_fwd, "forward_bytes": program_bytes(fwd, x, reg)}
         for name in adjoints:
             adjoint = {"unrolled": emjax.Unrolled(), "implicit": emjax.Implicit()}[name]
-            grad = jax.grad(lambda x, reg, a=adjoint: loss(x, reg, a, max_steps, rtol), argnums=(0, 1))
+            grad = jax.grad(lambda x, reg, a=adjoint, n=max_steps, t=rtol: loss(x, reg, a, n, t),
+                            argnums=(0, 1))
             first, t_grad = timed(jax.jit(grad), x, reg, repeats=repeats)
             g = jax.jit(grad)(x, reg)
             row[f"{name}_s"] = t_grad
@@ -127,10 +128,10 @@ def report(rows, args, machine) -> str:
     for r in rows:
         what = (f"cut at {r['max_steps']} steps" if r["rtol"] == 0 else
                 f"to rtol={r['rtol']:g}" + ("" if r["converged"] else " (not converged)"))
-        cell = lambda name: (f"{r[name + '_s']:.2f} ({r[name + '_ratio']:.1f}×)"  # noqa: E731
+        cell = lambda name, r=r: (f"{r[name + '_s']:.2f} ({r[name + '_ratio']:.1f}×)"  # noqa: E731
                              + ("" if r[name + "_finite"] else " non-finite")
                              if name + "_s" in r else "n/a")
-        size = lambda name: mib(r[name + "_bytes"]) if name + "_bytes" in r else "n/a"  # noqa: E731
+        size = lambda name, r=r: mib(r[name + "_bytes"]) if name + "_bytes" in r else "n/a"  # noqa: E731
         lines.append(
             f"| {what} | {r['steps_run']} | {r['forward_s']:.2f} | {cell('unrolled')} "
             f"| {cell('implicit')} | {mib(r['forward_bytes'])} | {size('unrolled')} "

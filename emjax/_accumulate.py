@@ -88,14 +88,20 @@ def accumulate(fn, blocks: Blocks):
     ``fn`` returns statistics-like results (Modules with ``__add__``, arrays, or tuples of
     them). The sum starts from zeros of ``fn``'s output structure, so ``fn`` is traced (and
     compiled) once, inside the scan.
+
+    Each block's ``fn`` is wrapped in ``jax.checkpoint``: reverse-mode differentiation of a
+    pass (a gradient M-step, or a gradient through `emjax.fit`) keeps only the block index
+    per block and recomputes that block's intermediates in the backward pass, so memory
+    stays bounded by one block there too. The forward pass is unchanged.
     """
     if blocks.num_blocks == 1:
         return fn(*blocks.block(0))
     shapes = jax.eval_shape(fn, *blocks.block(0))
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    one_block = jax.checkpoint(lambda i: fn(*blocks.block(i)), prevent_cse=False)
 
     def body(carry, i):
-        return combine(carry, fn(*blocks.block(i))), None
+        return combine(carry, one_block(i)), None
 
     out, _ = jax.lax.scan(body, zeros, jnp.arange(blocks.num_blocks))
     return out

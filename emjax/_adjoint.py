@@ -14,16 +14,20 @@ parameters ``θ*`` and the ELBO there. Two ways to differentiate it:
 """
 
 import abc
+import dataclasses
 from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jax.scipy.sparse.linalg import gmres
+from jax.scipy.sparse.linalg import cg, gmres
 
 from ._accumulate import Blocks
 from ._loop import run_scan, run_while
+from ._mstep import GradientMStep
 from ._solution import RESULTS
+from ._solver import EM
+from ._solver import _full_pass as full_pass
 
 _ADJOINT_FAILED = (
     "emjax.fit(adjoint=emjax.Implicit()): the adjoint linear system (I − ∂T/∂θ)ᵀ u = v did "
@@ -121,7 +125,14 @@ class Implicit(AbstractAdjoint):
     stable fixed point the spectral radius of ``∂T/∂θ`` is EM's rate of convergence
     (below 1), so the Neumann iteration ``u ← v + (∂T/∂θ)ᵀ u`` (``linear_solver="neumann"``)
     converges at EM's own rate; ``"gmres"`` uses restarted GMRES instead, which can be
-    faster when EM is slow. The forward pass is the ordinary while-loop, stopping at
+    faster when EM is slow.
+
+    With a gradient M-step (`emjax.GradientMStep`) there is no closed-form map ``T``, and
+    each step also depends on the optimizer's state; the fixed points are then the
+    stationary points of the penalised log-likelihood ``ℓ`` in the model's unconstrained
+    coordinates ``ψ``, i.e. of ``ψ ↦ ψ + ∇ℓ(ψ)``, whose adjoint system is
+    ``−∇²ℓ u = v``: symmetric and positive definite at a strict maximum, solved by
+    conjugate gradients (``"cg"``) with Hessian-vector products. The forward pass is the ordinary while-loop, stopping at
     convergence; memory and time of the backward pass do not depend on the number of
     forward iterations. The initial parameters get zero gradient.
 
@@ -135,7 +146,11 @@ class Implicit(AbstractAdjoint):
     ``jax.vjp``) is supported; use `Unrolled` for forward mode.
 
     Args:
-        linear_solver: "neumann" (default) or "gmres".
+        linear_solver: "auto" (default: for closed-form M-steps, the Neumann iteration
+            for up to 1,000 steps, then GMRES from there if it has not converged, which
+            happens near degenerate fits where EM's rate is close to 1; for gradient
+            M-steps, "cg"), "neumann", "neumann+gmres", "gmres" or "cg" (only for
+            gradient M-steps, whose adjoint system is symmetric).
         rtol, atol: the adjoint solve stops when its update (Neumann) or residual (GMRES)
             is at most ``atol + rtol·‖u‖`` (max-norm over all parameters); ``rtol`` is
             raised to ``100·eps`` of the dtype (``1.2e-5`` in float32) if below it.
@@ -157,7 +172,8 @@ class Implicit(AbstractAdjoint):
         M. Blondel et al., "Efficient and Modular Implicit Differentiation", NeurIPS 2022.
     """
 
-    linear_solver: Literal["neumann", "gmres"] = eqx.field(default="neumann", static=True)
+    linear_solver: Literal["auto", "neumann", "neumann+gmres", "gmres", "cg"] = eqx.field(
+        default="auto", static=True)
     rtol: float = eqx.field(default=1e-10, static=True)
     atol: float = eqx.field(default=0.0, static=True)
     max_steps: int = eqx.field(default=10_000, static=True)
@@ -165,9 +181,10 @@ class Implicit(AbstractAdjoint):
     static_length: ClassVar[bool] = False
 
     def __check_init__(self):
-        if self.linear_solver not in ("neumann", "gmres"):
+        if self.linear_solver not in ("auto", "neumann", "neumann+gmres", "gmres", "cg"):
             raise ValueError(
-                f"`linear_solver` must be 'neumann' or 'gmres'; got {self.linear_solver!r}."
+                "`linear_solver` must be 'auto', 'neumann', 'neumann+gmres', 'gmres' or 'cg'; "
+                f"got {self.linear_solver!r}."
             )
         for name in ("rtol", "atol"):
             value = getattr(self, name)
@@ -176,20 +193,57 @@ class Implicit(AbstractAdjoint):
         if not isinstance(self.max_steps, int) or self.max_steps < 1:
             raise ValueError(f"`max_steps` must be a positive integer; got {self.max_steps!r}.")
 
+    def _resolved(self, automatic: str) -> "Implicit":
+        if self.linear_solver != "auto":
+            return self
+        return dataclasses.replace(self, linear_solver=automatic)
+
     def run(self, model, solver, blocks, params0, rtol, atol, max_steps, capacity, throw):
         params, elbo, steps, result, trace = run_while(
             _no_gradient(model), solver, _no_gradient(blocks), _no_gradient(params0),
             rtol, atol, max_steps, capacity,
         )
 
+        converged = result == RESULTS.converged
+        if isinstance(solver, EM) and isinstance(solver.m_step, GradientMStep):
+            # A gradient M-step has no closed-form map to linearise, and its optimizer state
+            # makes each step depend on more than θ. Its fixed points are the stationary
+            # points of the penalised log-likelihood ℓ in the unconstrained coordinates ψ,
+            # i.e. the fixed points of ψ ↦ ψ + ∇ℓ(ψ), for which I − ∂T/∂ψ = −∇²ℓ is
+            # symmetric (positive definite at a strict maximum): conjugate gradients.
+            adjoint = self._resolved("cg")
+            psi, elbo = _fixed_point((model.unconstrain(params), elbo, (model, blocks)),
+                                     _stationarity_map, adjoint, converged, throw)
+            return model.constrain(psi), elbo, steps, result, trace
+
         def em_map(theta, phi):
             m, b = phi
             elbo_at, new_theta, _ = solver.step(m, b, theta, solver.init(m, b, theta))
             return new_theta, elbo_at
 
-        converged = result == RESULTS.converged
-        params, elbo = _fixed_point((params, elbo, (model, blocks)), em_map, self, converged, throw)
+        adjoint = self._resolved("neumann+gmres")
+        if adjoint.linear_solver == "cg":
+            raise ValueError(
+                "Implicit(linear_solver='cg') needs a symmetric adjoint system, which only a "
+                "gradient M-step gives (emjax.GradientMStep); EM's map is not symmetric: use "
+                "'auto', 'neumann', 'neumann+gmres' or 'gmres'."
+            )
+        params, elbo = _fixed_point((params, elbo, (model, blocks)), em_map, adjoint, converged,
+                                    throw)
         return params, elbo, steps, result, trace
+
+
+def _stationarity_map(psi, phi):
+    """``ψ ↦ ψ + ∇ψ ℓ`` with ``ℓ(ψ)`` the ELBO (= penalised log-likelihood, since the E-step
+    is exact) at ``θ = constrain(ψ)``; also returns that ELBO."""
+    model, blocks = phi
+
+    def ell(psi):
+        elbo = full_pass(model.e_step, model, blocks, model.constrain(psi))[1]
+        return elbo.total, elbo
+
+    grad, elbo = jax.grad(ell, has_aux=True)(psi)
+    return jax.tree.map(jnp.add, psi, grad), elbo
 
 
 def _max_norm(tree):
@@ -198,9 +252,16 @@ def _max_norm(tree):
 
 
 def _solve_adjoint(apply_jt, v, adjoint: Implicit):
-    """Solve ``u − Jᵀu = v`` for ``u``; also say whether the solve converged."""
+    """Solve ``u − Jᵀu = v`` for ``u``; also say whether the solve converged.
+
+    "neumann+gmres" (what "auto" means for closed-form M-steps) runs the Neumann iteration
+    for at most 1,000 steps and, if it has not converged (EM's rate near 1 at a nearly
+    degenerate fit, where the gradient can still be well defined), continues from there
+    with GMRES.
+    """
     sub = lambda a, b: jax.tree.map(jnp.subtract, a, b)  # noqa: E731
     add = lambda a, b: jax.tree.map(jnp.add, a, b)  # noqa: E731
+    operator = lambda u: sub(u, apply_jt(u))  # noqa: E731
 
     # In float32 the products Jᵀu carry rounding errors of order eps·‖u‖; no solve gets below.
     rtol = max(adjoint.rtol, 100 * float(jnp.finfo(_max_norm(v).dtype).eps))
@@ -208,11 +269,15 @@ def _solve_adjoint(apply_jt, v, adjoint: Implicit):
     def tolerance(u):
         return adjoint.atol + rtol * _max_norm(u)
 
-    if adjoint.linear_solver == "neumann":
+    def krylov(method, x0):
+        u, _ = method(operator, v, x0=x0, tol=rtol, atol=adjoint.atol, maxiter=adjoint.max_steps)
+        residual = _max_norm(sub(operator(u), v))
+        return u, residual <= 10 * (tolerance(u) + rtol * _max_norm(v))
 
+    def neumann(max_steps):
         def cond(carry):
             u, change, k = carry
-            return (k < adjoint.max_steps) & (change > tolerance(u))
+            return (k < max_steps) & (change > tolerance(u)) & jnp.isfinite(change)
 
         def body(carry):
             u, _, k = carry
@@ -221,12 +286,19 @@ def _solve_adjoint(apply_jt, v, adjoint: Implicit):
 
         inf = jnp.array(jnp.inf, _max_norm(v).dtype)
         u, change, _ = jax.lax.while_loop(cond, body, (v, inf, jnp.array(0)))
-        ok = change <= tolerance(u)
-    else:
-        u, _ = gmres(lambda u: sub(u, apply_jt(u)), v, tol=rtol, atol=adjoint.atol,
-                     maxiter=adjoint.max_steps)
-        residual = _max_norm(sub(sub(u, apply_jt(u)), v))
-        ok = residual <= 10 * (tolerance(u) + rtol * _max_norm(v))
+        return u, change <= tolerance(u)
+
+    kind = adjoint.linear_solver
+    if kind == "cg":
+        u, ok = krylov(cg, None)
+    elif kind == "gmres":
+        u, ok = krylov(gmres, None)
+    elif kind == "neumann":
+        u, ok = neumann(adjoint.max_steps)
+    else:  # "neumann+gmres"
+        u, ok = neumann(min(adjoint.max_steps, 1000))
+        start = jax.tree.map(lambda a, b: jnp.where(jnp.isfinite(_max_norm(u)), a, b), u, v)
+        u, ok = jax.lax.cond(ok, lambda: (u, ok), lambda: krylov(gmres, start))
     return u, ok & jnp.isfinite(_max_norm(u))
 
 

@@ -182,7 +182,8 @@ def fit(
         throw: if True, raise `emjax.NonFiniteError` when no restart produced finite
             parameters (inside a user's ``jax.jit``, an equinox runtime error). Reaching
             ``max_steps`` is not an error: it is reported in ``result`` and, outside
-            ``jax.jit``, by a `emjax.ConvergenceWarning`; but with the `emjax.Implicit`
+            ``jax.jit``, by a `emjax.ConvergenceWarning` (not for ``max_steps=0``, which
+            asks for the initial parameters); but with the `emjax.Implicit`
             adjoint, differentiating through a fit that did not converge raises in the
             backward pass (with ``throw=False`` the approximate gradient is returned).
         block_size: rows per block of a pass over the data. The default,
@@ -296,7 +297,8 @@ def fit(
             solution = eqx.error_if(solution, solution.result == RESULTS.nonfinite, _NONFINITE)
     elif int(result) == int(RESULTS.nonfinite._value) and throw:
         raise NonFiniteError(_NONFINITE)
-    elif int(result) == int(RESULTS.max_steps_reached._value):
+    elif int(result) == int(RESULTS.max_steps_reached._value) and max_steps > 0:
+        # (max_steps=0 asks for the initial parameters only: nothing to warn about)
         warnings.warn(
             f"emjax.fit: the best restart did not converge in max_steps={max_steps} steps. "
             + RESULTS[RESULTS.max_steps_reached],
