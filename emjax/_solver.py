@@ -65,6 +65,13 @@ class EM(AbstractSolver):
     on ``Q + log p`` that never decrease it (generalized EM). Either way the ELBO at ``θ_t``
     equals the (penalised) log-likelihood and never decreases from one step to the next.
 
+    One exception, shared with scikit-learn: `emjax.GaussianMixture`'s ``reg_covar`` adds
+    ``reg_covar·I`` to each covariance after the maximisation, which is not the maximiser
+    of any ``Q + log p``, so with a large ``reg_covar`` the log-likelihood can fall from
+    one step to the next (measured on standardised Old Faithful, K = 3, 300 steps: no
+    decrease at ``1e-6``; at ``0.1``, 79 decreases adding up to −1.6). With
+    ``reg_covar = 0`` the monotonicity holds and is tested.
+
     Args:
         m_step: the M-step strategy: `ClosedFormMStep()` (default, the model's exact
             ``m_step``) or `GradientMStep(optimizer, num_steps)` (an optax optimizer on the
