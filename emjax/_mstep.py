@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import optax
 
 from ._accumulate import Blocks, accumulate
-from ._custom_types import Array, Params, PyTree, Stats
+from ._custom_types import Params, PyTree, Stats
+from ._loop import all_finite, select
 from ._model import AbstractEMModel, AbstractUnconstrainedModel
 from ._validation import check_positive_int
 
@@ -93,15 +94,6 @@ class ClosedFormMStep(AbstractMStep):
 
     def update(self, model, blocks, params, stats, state):
         return model.m_step(params, stats), state
-
-
-def _all_finite(tree) -> Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if eqx.is_inexact_array(x)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
-
-
-def _select(pred, on_true, on_false):
-    return jax.tree.map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 class GradientMStep(AbstractMStep):
@@ -231,7 +223,7 @@ class GradientMStep(AbstractMStep):
             best_psi, best_value, best_index = best
             better = jnp.isfinite(value) & (value < best_value)
             return (
-                _select(better, psi, best_psi),
+                select(better, psi, best_psi),
                 jnp.where(better, value, best_value),
                 jnp.where(better, i, best_index),
             )
@@ -239,18 +231,18 @@ class GradientMStep(AbstractMStep):
         def body(carry, i):
             psi, opt_state, best, scale, used = carry
             value, grad = jax.value_and_grad(objective)(psi)
-            ok = jnp.isfinite(value) & _all_finite(grad)
+            ok = jnp.isfinite(value) & all_finite(grad)
             best = consider(i, psi, jnp.where(ok, value, inf), best)
             updates, new_state = tx.update(
                 grad, opt_state, psi, value=value, grad=grad, value_fn=objective
             )
             new_psi = optax.apply_updates(psi, jax.tree.map(lambda u: scale * u, updates))
-            step_ok = ok & _all_finite(new_psi)
+            step_ok = ok & all_finite(new_psi)
             # A step that reached a non-finite point is discarded: go back to the best point
             # (keeping the optimizer state of the last finite step) and retry at half the
             # length; each finite step doubles the length again, up to the optimizer's own.
-            psi = _select(step_ok, new_psi, best[0])
-            opt_state = _select(step_ok, new_state, opt_state)
+            psi = select(step_ok, new_psi, best[0])
+            opt_state = select(step_ok, new_state, opt_state)
             used, scale = (jnp.where(ok, scale, used),
                            jnp.where(ok, jnp.minimum(1.0, 2 * scale), 0.5 * used))
             return (psi, opt_state, best, scale, used), None
@@ -261,5 +253,5 @@ class GradientMStep(AbstractMStep):
         (psi, state, best, _, _), _ = jax.lax.scan(body, (psi0, state, best0, one, one), steps)
         best_psi, _, best_index = consider(self.num_steps, psi, objective(psi), best)
         # θ_t itself when no iterate improved on it (exactly, not through constrain∘unconstrain).
-        new_params = _select(best_index == 0, params, model.constrain(best_psi))
+        new_params = select(best_index == 0, params, model.constrain(best_psi))
         return new_params, state
