@@ -1,8 +1,8 @@
 """Gradients of the E-step ELBO and of one EM update, against finite differences (float64).
 
-Reverse-mode gradients through a whole `fit` (the `adjoint=` option) are a later issue;
-these tests pin down that the building blocks are smooth and that the array
-hyperparameters (`reg_covar`, `temperature`) are differentiable leaves.
+These pin down that the building blocks of a fit are smooth and that the array
+hyperparameters (`reg_covar`, `temperature`) are differentiable leaves; gradients through
+a whole `fit` (the `adjoint=` option) are tested in test_adjoint.py.
 """
 
 import equinox as eqx
