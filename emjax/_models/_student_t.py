@@ -9,7 +9,6 @@ import numpy as np
 
 from .._accumulate import Blocks
 from .._custom_types import Array, Float, PRNGKeyArray
-from .._model import check_enough_points
 from .._validation import (
     as_float_array,
     check_choice,
@@ -130,8 +129,7 @@ class StudentTMixture(AbstractDensityMixture):
 
     # ------------------------------------------------------------------ contract
     def check_data(self, data):
-        return check_enough_points(check_matrix(data, "X"), self.num_components,
-                                   "num_components", "EM")
+        return self._gaussian().check_data(data)  # the same (N, D) data as a Gaussian mixture
 
     def check_params(self, params, data):
         if not isinstance(params, StudentTMixtureParams):
