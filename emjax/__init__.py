@@ -10,12 +10,14 @@ Importing emjax never changes JAX's global configuration: enable float64 yoursel
 """
 
 from . import datasets as datasets
+from . import hmm as hmm
 from ._adjoint import AbstractAdjoint as AbstractAdjoint
 from ._adjoint import Implicit as Implicit
 from ._adjoint import Unrolled as Unrolled
 from ._elbo import ELBO as ELBO
 from ._fit import fit as fit
 from ._model import AbstractEMModel as AbstractEMModel
+from ._model import AbstractHardEMModel as AbstractHardEMModel
 from ._model import AbstractMixtureModel as AbstractMixtureModel
 from ._model import AbstractUnconstrainedModel as AbstractUnconstrainedModel
 from ._models._density import AbstractDensityMixture as AbstractDensityMixture
@@ -24,9 +26,22 @@ from ._models._density import MixtureParams as MixtureParams
 from ._models._density import MixtureStats as MixtureStats
 from ._models._experts import MixtureOfExperts as MixtureOfExperts
 from ._models._experts import MixtureOfExpertsParams as MixtureOfExpertsParams
+from ._models._emissions import AbstractEmissions as AbstractEmissions
+from ._models._emissions import CategoricalEmissionParams as CategoricalEmissionParams
+from ._models._emissions import CategoricalEmissions as CategoricalEmissions
+from ._models._emissions import DensityEmissions as DensityEmissions
+from ._models._emissions import GaussianEmissionParams as GaussianEmissionParams
+from ._models._emissions import GaussianEmissions as GaussianEmissions
+from ._models._emissions import GaussianMixtureEmissionParams as GaussianMixtureEmissionParams
+from ._models._emissions import GaussianMixtureEmissions as GaussianMixtureEmissions
+from ._models._emissions import PoissonEmissionParams as PoissonEmissionParams
+from ._models._emissions import PoissonEmissions as PoissonEmissions
 from ._models._gmm import GaussianMixture as GaussianMixture
 from ._models._gmm import GaussianMixtureParams as GaussianMixtureParams
 from ._models._gmm import GaussianMixtureStats as GaussianMixtureStats
+from ._models._hmm import HiddenMarkovModel as HiddenMarkovModel
+from ._models._hmm import HMMParams as HMMParams
+from ._models._hmm import HMMStats as HMMStats
 from ._models._kmeans import KMeans as KMeans
 from ._models._kmeans import KMeansParams as KMeansParams
 from ._models._kmeans import KMeansStats as KMeansStats

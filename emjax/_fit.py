@@ -126,8 +126,13 @@ def _fit_impl(
 
 
 def _data_shape(data):
-    leaf = jax.tree.leaves(data)[0]
-    return leaf.shape[0], math.prod(leaf.shape[1:]) or 1, leaf.dtype
+    """Rows, values per row and the computation dtype: that of the first floating leaf, or
+    JAX's default float for data that are all integers (symbols, counts)."""
+    leaves = jax.tree.leaves(data)
+    leaf = leaves[0]
+    floats = [a.dtype for a in leaves if jnp.issubdtype(a.dtype, jnp.floating)]
+    dtype = floats[0] if floats else jnp.result_type(float)
+    return leaf.shape[0], math.prod(leaf.shape[1:]) or 1, dtype
 
 
 def fit(

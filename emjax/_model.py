@@ -66,8 +66,30 @@ class AbstractEMModel(eqx.Module):
     def row_cost(self, data: Data) -> int:
         """Intermediate values one data row needs in one E-step (sets the default block size)."""
 
+    @property
+    def has_closed_form_m_step(self) -> bool:
+        """Whether ``m_step`` is the exact maximiser (`emjax.ClosedFormMStep` and
+        `emjax.HardEM` need it); models fitted only by `emjax.GradientMStep` say False."""
+        return True
 
-class AbstractMixtureModel(AbstractEMModel):
+
+class AbstractHardEMModel(AbstractEMModel):
+    """A model that classification (hard) EM can fit: it has a hard E-step.
+
+    ``hard_e_step(params, x, w)`` puts ``q(z)`` on the single most probable configuration
+    of the latent variables, ``ẑ = argmax_z p(z | x, θ)``, and returns the statistics of
+    that configuration with the ELBO data terms ``Σ w log p(x, ẑ | θ)`` (zero entropy).
+    The M-step on them cannot decrease ``max_z log p(x, z | θ)``.
+    """
+
+    @abc.abstractmethod
+    def hard_e_step(
+        self, params: Params, data: Data, weights: Float[Array, " B"]
+    ) -> tuple[Stats, ELBO]:
+        """Statistics and ELBO data terms of one block under the most probable latents."""
+
+
+class AbstractMixtureModel(AbstractHardEMModel):
     """A model whose latent variable is one discrete assignment ``z_n ∈ {1..K}`` per point.
 
     Subclasses define ``log_joint(params, x) = log p(x_n, z_n = k | θ)`` (shape ``(N, K)``)
@@ -77,12 +99,6 @@ class AbstractMixtureModel(AbstractEMModel):
     the most probable assignment, so the ELBO becomes the classification log-likelihood
     ``Σ_n max_k log p(x_n, z_n = k | θ)`` and the entropy is zero.
     """
-
-    @abc.abstractmethod
-    def hard_e_step(
-        self, params: Params, data: Data, weights: Float[Array, " B"]
-    ) -> tuple[Stats, ELBO]:
-        """Statistics and ELBO data terms of one block under hard (argmax) assignments."""
 
     @abc.abstractmethod
     def log_joint(self, params: Params, x) -> Float[Array, "N K"]:

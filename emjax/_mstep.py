@@ -20,10 +20,8 @@ from ._model import AbstractEMModel, AbstractUnconstrainedModel
 from ._validation import check_positive_int
 
 
-def _is_density_mixture(model) -> bool:
-    from ._models._density import AbstractDensityMixture  # the models import the solvers
-
-    return isinstance(model, AbstractDensityMixture)
+def _no_closed_form(model) -> bool:
+    return not model.has_closed_form_m_step
 
 
 class AbstractMStep(eqx.Module):
@@ -82,7 +80,7 @@ class ClosedFormMStep(AbstractMStep):
     """
 
     def check_model(self, model):
-        if _is_density_mixture(model):
+        if _no_closed_form(model):
             raise TypeError(
                 f"{type(model).__name__} has no closed-form M-step; fit it with a gradient "
                 "M-step, e.g. solver=emjax.EM(m_step=emjax.GradientMStep(optax.adam(1e-2), "

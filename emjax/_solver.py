@@ -10,8 +10,8 @@ import jax.numpy as jnp
 from ._accumulate import Blocks, accumulate
 from ._custom_types import Params, PyTree
 from ._elbo import ELBO
-from ._model import AbstractEMModel, AbstractMixtureModel
-from ._mstep import AbstractMStep, ClosedFormMStep, _is_density_mixture
+from ._model import AbstractEMModel, AbstractHardEMModel
+from ._mstep import AbstractMStep, ClosedFormMStep, _no_closed_form
 
 
 class AbstractSolver(eqx.Module):
@@ -136,12 +136,12 @@ class HardEM(AbstractSolver):
     tight_bound: ClassVar[bool] = False
 
     def check_model(self, model):
-        if not isinstance(model, AbstractMixtureModel):
+        if not isinstance(model, AbstractHardEMModel):
             raise TypeError(
-                "HardEM() needs a model with one discrete assignment per point (a mixture); "
-                f"got {type(model).__name__}."
+                "HardEM() needs a model with a hard E-step (a mixture, or a hidden Markov "
+                f"model); got {type(model).__name__}."
             )
-        if _is_density_mixture(model):
+        if _no_closed_form(model):
             raise TypeError(
                 f"HardEM() needs a closed-form M-step, which {type(model).__name__} does not "
                 "have; use emjax.EM(m_step=emjax.GradientMStep(...)) (the model's default)."

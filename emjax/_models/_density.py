@@ -129,6 +129,10 @@ class AbstractDensityMixture(AbstractMixtureModel, AbstractUnconstrainedModel):
 
     num_components: eqx.AbstractVar[int]
 
+    @property
+    def has_closed_form_m_step(self) -> bool:
+        return False
+
     @abc.abstractmethod
     def log_mixing(self, params, data: Data) -> Float[Array, "B K"]:
         """``log p(z_n = k | θ)`` (or ``| x_n, θ`` for a gate) for a block of rows."""

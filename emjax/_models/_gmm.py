@@ -480,19 +480,8 @@ class GaussianMixture(AbstractMixtureModel, AbstractUnconstrainedModel):
         """
         num_samples = check_positive_int(num_samples, "num_samples")
         kz, kx = jax.random.split(key)
-        K, D = params.means.shape
         z = jax.random.categorical(kz, jnp.log(params.weights), shape=(num_samples,))
-        eps = jax.random.normal(kx, (num_samples, D), params.means.dtype)
-        ct = self.covariance_type
-        if ct == "full":
-            noise = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(params.covariances)[z], eps)
-        elif ct == "tied":
-            noise = eps @ jnp.linalg.cholesky(params.covariances).T
-        elif ct == "diag":
-            noise = eps * jnp.sqrt(params.covariances[z])
-        else:
-            noise = eps * jnp.sqrt(params.covariances[z])[:, None]
-        return params.means[z] + noise, z
+        return sample_gaussians(kx, self.covariance_type, params.means, params.covariances, z), z
 
     def num_free_params(self, num_features: int) -> int:
         """Number of free parameters: ``K − 1`` weights, ``K·D`` means, and the covariances.
@@ -520,6 +509,21 @@ class GaussianMixture(AbstractMixtureModel, AbstractUnconstrainedModel):
         """Akaike information criterion ``−2 log L + 2p`` (lower is better)."""
         X = self.check_input(params, X)
         return -2.0 * self.log_likelihood(params, X) + 2.0 * self.num_free_params(X.shape[1])
+
+
+def sample_gaussians(key, covariance_type: str, means, covariances, z):
+    """One draw from ``N(means[z_n], Σ_{z_n})`` per entry of ``z``, covariances in the shape
+    of ``covariance_type`` (as in `GaussianMixtureParams`)."""
+    eps = jax.random.normal(key, z.shape + means.shape[-1:], means.dtype)
+    if covariance_type == "full":
+        noise = jnp.einsum("nde,ne->nd", jnp.linalg.cholesky(covariances)[z], eps)
+    elif covariance_type == "tied":
+        noise = eps @ jnp.linalg.cholesky(covariances).T
+    elif covariance_type == "diag":
+        noise = eps * jnp.sqrt(covariances[z])
+    else:
+        noise = eps * jnp.sqrt(covariances[z])[:, None]
+    return means[z] + noise
 
 
 def _lloyd(centres, blocks: Blocks, max_steps: int):
