@@ -24,8 +24,6 @@ from ._models._density import AbstractDensityMixture as AbstractDensityMixture
 from ._models._density import DensityMixture as DensityMixture
 from ._models._density import MixtureParams as MixtureParams
 from ._models._density import MixtureStats as MixtureStats
-from ._models._experts import MixtureOfExperts as MixtureOfExperts
-from ._models._experts import MixtureOfExpertsParams as MixtureOfExpertsParams
 from ._models._emissions import AbstractEmissions as AbstractEmissions
 from ._models._emissions import CategoricalEmissionParams as CategoricalEmissionParams
 from ._models._emissions import CategoricalEmissions as CategoricalEmissions
@@ -36,6 +34,8 @@ from ._models._emissions import GaussianMixtureEmissionParams as GaussianMixture
 from ._models._emissions import GaussianMixtureEmissions as GaussianMixtureEmissions
 from ._models._emissions import PoissonEmissionParams as PoissonEmissionParams
 from ._models._emissions import PoissonEmissions as PoissonEmissions
+from ._models._experts import MixtureOfExperts as MixtureOfExperts
+from ._models._experts import MixtureOfExpertsParams as MixtureOfExpertsParams
 from ._models._gmm import GaussianMixture as GaussianMixture
 from ._models._gmm import GaussianMixtureParams as GaussianMixtureParams
 from ._models._gmm import GaussianMixtureStats as GaussianMixtureStats

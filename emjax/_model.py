@@ -225,6 +225,13 @@ class AbstractUnconstrainedModel(eqx.Module):
     ) -> Float[Array, ""]:
         """``Q(params | reference_params)`` on one block of rows."""
 
+    def partial_m_step(self, params: Params, stats) -> Params:
+        """The closed-form part of the M-step, if any: ``Q(θ | θ_t)`` maximised over the
+        parameters that have a closed-form maximiser, the others unchanged (a conditional
+        maximisation step of ECM; Meng & Rubin 1993). `emjax.GradientMStep` starts its
+        optimizer from there. The default has no closed-form part."""
+        return params
+
 
 def mixture_expected_log_joint(
     log_joint: Float[Array, "B K"], reference_log_joint: Float[Array, "B K"],

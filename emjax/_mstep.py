@@ -114,8 +114,13 @@ class GradientMStep(AbstractMStep):
     responsibilities depend on ``θ_t``, not on ``ψ``, so ``∇f`` does not see them (no
     ``stop_gradient`` is needed), while derivatives with respect to ``θ_t`` stay exact.
 
-    **Monotone by construction.** ``θ_t`` is a candidate, and the update returns the best
-    of ``θ_t`` and the ``num_steps`` iterates by ``f`` (chosen with ``jnp.where``), so
+    **Closed-form parts first (ECM).** Parameters the model can maximise in closed form
+    from the E-step's statistics (``model.partial_m_step``, e.g. the initial and
+    transition probabilities of `emjax.HiddenMarkovModel`) are set to their maximiser
+    first; the optimizer starts from there (Meng & Rubin 1993).
+
+    **Monotone by construction.** The start is a candidate, and the update returns the best
+    of the start and the ``num_steps`` iterates by ``f`` (chosen with ``jnp.where``), so
     ``Q + log p`` never decreases, and hence neither does the ELBO: this is a generalized
     EM step (Dempster et al. 1977; Wu 1983), the gradient EM of Lange (1995) with an
     ascent check. An iterate with a non-finite value or gradient is never chosen: the
@@ -202,7 +207,9 @@ class GradientMStep(AbstractMStep):
         return self.optimizer.init(model.unconstrain(params))
 
     def update(self, model, blocks, params, stats, state):
-        del stats  # Q is recomputed from the data, with responsibilities at `params`
+        # Q is recomputed from the data, with responsibilities at `params` (θ_t); the
+        # statistics only feed the model's closed-form part, if it has one (ECM).
+        start = model.partial_m_step(params, stats)
         dtype = blocks.weights.dtype
         inv_total = 1.0 / jnp.sum(blocks.weights)
 
@@ -212,7 +219,7 @@ class GradientMStep(AbstractMStep):
             return -(q + model.log_prior(theta)) * inv_total
 
         tx = optax.with_extra_args_support(self.optimizer)
-        psi0 = model.unconstrain(params)
+        psi0 = model.unconstrain(start)
         if self.reset:
             state = self.optimizer.init(psi0)
         inf = jnp.array(jnp.inf, dtype)
@@ -250,6 +257,7 @@ class GradientMStep(AbstractMStep):
         steps = jnp.arange(self.num_steps, dtype=jnp.int32)
         (psi, state, best, _, _), _ = jax.lax.scan(body, (psi0, state, best0, one, one), steps)
         best_psi, _, best_index = consider(self.num_steps, psi, objective(psi), best)
-        # θ_t itself when no iterate improved on it (exactly, not through constrain∘unconstrain).
-        new_params = select(best_index == 0, params, model.constrain(best_psi))
+        # The start itself when no iterate improved on it (exactly, not through
+        # constrain∘unconstrain).
+        new_params = select(best_index == 0, start, model.constrain(best_psi))
         return new_params, state

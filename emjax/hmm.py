@@ -39,11 +39,13 @@ Example:
     >>> x = jnp.array([0, 1, 2, 1, 0])
     >>> post = emjax.hmm.forward_backward(pi, A, jnp.log(emission[x]))
     >>> round(float(post.log_likelihood), 4)
-    -6.6075
+    -5.503
     >>> path, log_prob = emjax.hmm.viterbi(pi, A, jnp.log(emission[x]))
     >>> path.tolist()
     [0, 0, 1, 0, 0]
 """
+
+import functools
 
 import equinox as eqx
 import jax
@@ -137,8 +139,8 @@ def _forward(log_pi, log_A, ll, valid):
     a0, c0 = _normalise(log_pi + ll[0])
 
     def step(a, inputs):
-        l, ok = inputs
-        new, c = _normalise(l + logsumexp(a[:, None] + log_A, axis=0))
+        lk, ok = inputs
+        new, c = _normalise(lk + logsumexp(a[:, None] + log_A, axis=0))
         return jnp.where(ok, new, a), (jnp.where(ok, new, a), jnp.where(ok, c, 0.0))
 
     _, (alphas, cs) = jax.lax.scan(step, a0, (ll[1:], valid[1:]))
@@ -151,8 +153,8 @@ def _backward(log_A, ll, valid):
     K = ll.shape[1]
 
     def step(b, inputs):
-        l, ok = inputs  # l = ℓ_{t+1}; ok = (t + 1 < length)
-        new, _ = _normalise(logsumexp(log_A + (l + b)[None, :], axis=1))
+        lk, ok = inputs  # l = ℓ_{t+1}; ok = (t + 1 < length)
+        new, _ = _normalise(logsumexp(log_A + (lk + b)[None, :], axis=1))
         new = jnp.where(ok, new, 0.0)
         return new, new
 
@@ -232,6 +234,7 @@ def _parallel_forward_backward(log_pi, log_A, ll, valid) -> Posterior:
 
 
 # ----------------------------------------------------------------------------- public
+@functools.partial(jax.jit, static_argnames=("parallel",))
 def forward_backward(
     initial_probs: Float[Array, " K"],
     transition_matrix: Float[Array, "K K"],
@@ -292,6 +295,7 @@ def forward_backward(
     return _posterior_from_messages(log_pi, log_A, ll, valid, alphas, cs, betas)
 
 
+@functools.partial(jax.jit, static_argnames=("parallel",))
 def filter(
     initial_probs: Float[Array, " K"],
     transition_matrix: Float[Array, "K K"],
@@ -329,6 +333,7 @@ def filter(
     return log_likelihood, jnp.where(valid[:, None], jnp.exp(log_filtered), 0.0)
 
 
+@jax.jit
 def viterbi(
     initial_probs: Float[Array, " K"],
     transition_matrix: Float[Array, "K K"],
@@ -349,7 +354,7 @@ def viterbi(
     Example:
         >>> import jax.numpy as jnp, emjax
         >>> pi, A = jnp.array([0.5, 0.5]), jnp.array([[0.9, 0.1], [0.2, 0.8]])
-        >>> ll = jnp.log(jnp.array([[0.9, 0.2], [0.8, 0.3], [0.1, 0.7]]))
+        >>> ll = jnp.log(jnp.array([[0.9, 0.2], [0.8, 0.3], [0.05, 0.9]]))
         >>> path, log_prob = emjax.hmm.viterbi(pi, A, ll)
         >>> path.tolist()
         [0, 0, 1]
@@ -361,10 +366,10 @@ def viterbi(
     ll = jnp.where(valid[:, None], log_likelihoods, 0.0)
 
     def forward(delta, inputs):
-        l, ok = inputs
+        lk, ok = inputs
         scores = delta[:, None] + log_A
         best = jnp.argmax(scores, axis=0).astype(jnp.int32)
-        new = l + jnp.max(scores, axis=0)
+        new = lk + jnp.max(scores, axis=0)
         # Past the end: stay put (identity back-pointers), so backtracking passes through.
         return jnp.where(ok, new, delta), jnp.where(ok, best, jnp.arange(K, dtype=jnp.int32))
 
@@ -380,6 +385,7 @@ def viterbi(
     return jnp.where(valid, path, -1), jnp.max(delta)
 
 
+@functools.partial(jax.jit, static_argnames=("num_steps",))
 def sample(
     key: PRNGKeyArray,
     initial_probs: Float[Array, " K"],
@@ -415,6 +421,7 @@ def sample(
     return jnp.concatenate([z0[None], rest])
 
 
+@jax.jit
 def sample_posterior(
     key: PRNGKeyArray,
     initial_probs: Float[Array, " K"],

@@ -39,6 +39,8 @@ class Case:
     # Adam's normalisation of near-zero gradients): results that are equal in exact
     # arithmetic are compared to this relative tolerance instead of ~1e-10.
     tol: float = 0.0
+    # Integer data (symbols) carry no float dtype: computation uses JAX's default float.
+    integer_data: bool = False
 
     def __str__(self):
         return self.name
@@ -64,6 +66,30 @@ def _laplace_init(seeds, X, w):
 _STUDENT_T = emjax.StudentTMixture(3, dof=5.0, learn_dof=False, reg_covar=0.0)
 _LAPLACE = emjax.DensityMixture(3, _laplace_log_prob, _laplace_init)
 _EXPERTS = emjax.MixtureOfExperts(3, gate_l2=1.0)
+
+
+def _sequences(X):
+    """Each row of X becomes one short sequence (1 to 4 steps, padded to 4) that drifts
+    from it, so that slicing, weighting or duplicating rows does the same to sequences."""
+    X = jnp.asarray(X)
+    steps = jnp.arange(4, dtype=X.dtype)[None, :, None] * jnp.array([1.5, -1.0], X.dtype)
+    lengths = (jnp.floor(jnp.abs(X[:, 0]) * 7) % 4 + 1).astype(jnp.int32)
+    return emjax.hmm.Sequences(X[:, None, :] + steps, lengths)
+
+
+def _symbol_sequences(X):
+    seqs = _sequences(X)
+    symbols = (jnp.floor(jnp.abs(seqs.observations[..., 0])) % 5).astype(jnp.int32)
+    return emjax.hmm.Sequences(symbols, seqs.lengths, num_symbols=5)
+
+
+def _count_sequences(X):
+    seqs = _sequences(X)
+    return emjax.hmm.Sequences(jnp.floor(jnp.abs(seqs.observations)), seqs.lengths)
+
+
+_HMM = emjax.HiddenMarkovModel(3, emissions=emjax.GaussianEmissions("full", reg_covar=0.0))
+_HMM_CAT = emjax.HiddenMarkovModel(3, emissions=emjax.CategoricalEmissions(5))
 # Gradient M-steps compile programs 2-4 times larger than closed-form ones (an optimizer
 # loop around a differentiated pass over the data): these cases run with `-m slow`.
 _slow = pytest.mark.slow
@@ -74,6 +100,13 @@ CASES = [
     Case("gmm-full-hard", emjax.GaussianMixture(3, reg_covar=0.0), emjax.HardEM()),
     Case("kmeans", emjax.KMeans(3), emjax.HardEM()),
     Case("soft-kmeans", emjax.KMeans(3, temperature=2.0), emjax.EM()),
+    Case("hmm-full", _HMM, emjax.EM(), to_data=_sequences),
+    pytest.param(Case("hmm-categorical", _HMM_CAT, emjax.EM(), to_data=_symbol_sequences,
+                      integer_data=True), marks=_slow),
+    pytest.param(Case("hmm-viterbi", _HMM, emjax.HardEM(), to_data=_sequences), marks=_slow),
+    pytest.param(Case("hmm-poisson", emjax.HiddenMarkovModel(2, emissions=emjax.PoissonEmissions()),
+                      emjax.EM(), to_data=_count_sequences),
+                 marks=_slow),
     pytest.param(Case("gmm-diag-gradient", emjax.GaussianMixture(3, "diag", reg_covar=0.0),
                       emjax.EM(m_step=emjax.GradientMStep(optax.adam(0.05), num_steps=10))),
                  marks=_slow),
@@ -265,6 +298,8 @@ def test_float64_follows_x64_and_float32_stays_float32(case, X):
     for dtype in (np.float32, np.float64):
         sol = emjax.fit(case.model, case.data(X.astype(dtype)), key=jax.random.key(0), solver=case.solver,
                         max_steps=10, throw=False)
+        if case.integer_data:
+            dtype = jnp.result_type(float)
         for leaf in jax.tree.leaves(sol.params):
             assert leaf.dtype == dtype
         assert sol.log_likelihood.dtype == dtype

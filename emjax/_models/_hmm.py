@@ -426,8 +426,8 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         obs, lengths = self._prepare(seqs, w)
         ll = self._emission_ll(params, obs)
 
-        def one(l, n):
-            return _inference.forward_backward(params.initial, params.transition, l, n,
+        def one(lk, n):
+            return _inference.forward_backward(params.initial, params.transition, lk, n,
                                                parallel=self.parallel)
 
         post = _over_sequences(one, ll, lengths)
@@ -444,7 +444,7 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         obs, lengths = self._prepare(seqs, w)
         ll = self._emission_ll(params, obs)
         paths, log_probs = _over_sequences(
-            lambda l, n: _inference.viterbi(params.initial, params.transition, l, n), ll, lengths)
+            lambda ll_, n: _inference.viterbi(params.initial, params.transition, ll_, n), ll, lengths)
         onehot = jax.nn.one_hot(paths, self.num_states, dtype=ll.dtype)  # -1 (padding) -> 0
         gw = onehot * w[:, None, None]
         xi = jnp.einsum("btk,btl->kl", gw[:, :-1], onehot[:, 1:])
@@ -461,21 +461,23 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         return HMMStats(initial=jnp.sum(gw[:, 0], axis=0), transition=xi, emissions=emissions)
 
     def m_step(self, params: HMMParams, stats: HMMStats) -> HMMParams:
-        dtype = stats.initial.dtype
-        initial = _dirichlet_map(stats.initial, self.initial_prior.astype(dtype), params.initial)
-        transition = _dirichlet_map(stats.transition, self.transition_prior.astype(dtype),
-                                    params.transition)
-        emissions = self.emissions.m_step(params.emissions, stats.emissions)
-        return HMMParams(initial, transition, emissions)
+        new = self.partial_m_step(params, stats)
+        return HMMParams(new.initial, new.transition,
+                         self.emissions.m_step(params.emissions, stats.emissions))
 
     def log_prior(self, params: HMMParams):
         r"""``Σ_k (α_π,k − 1) log π_k + Σ_ij (α_A,ij − 1) log A_ij`` plus the emissions' log
         prior: the Dirichlet log-densities up to their normalising constants, over the
         support (structural zeros contribute nothing)."""
         dtype = params.initial.dtype
-        return (_weighted_log(self.initial_prior.astype(dtype) - 1.0, safe_log(params.initial))
-                + _weighted_log(self.transition_prior.astype(dtype) - 1.0,
-                                safe_log(params.transition))
+
+        def dirichlet(concentration, p):
+            on_support = p > 0
+            log_p = jnp.log(jnp.where(on_support, p, 1.0))
+            return jnp.sum(jnp.where(on_support, (concentration.astype(dtype) - 1.0) * log_p, 0.0))
+
+        return (dirichlet(self.initial_prior, params.initial)
+                + dirichlet(self.transition_prior, params.transition)
                 + self.emissions.log_prior(params.emissions))
 
     # ------------------------------------------------------------------ gradient M-step
@@ -490,15 +492,25 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         return HMMParams(jax.nn.softmax(log_pi), jax.nn.softmax(log_A, axis=1),
                          self.emissions.constrain(psi))
 
+    def partial_m_step(self, params: HMMParams, stats: HMMStats) -> HMMParams:
+        """The initial and transition probabilities in closed form (for the gradient M-step
+        of emissions without one): the ECM step that leaves only the emissions to the
+        optimizer."""
+        dtype = stats.initial.dtype
+        initial = _dirichlet_map(stats.initial, self.initial_prior.astype(dtype), params.initial)
+        transition = _dirichlet_map(stats.transition, self.transition_prior.astype(dtype),
+                                    params.transition)
+        return HMMParams(initial, transition, params.emissions)
+
     def expected_log_joint(self, params, reference_params, seqs: Sequences, w):
         """``Q(θ | θ')``: the posterior of the states under ``θ' = reference_params``, the
         log-probabilities under ``θ = params``."""
         obs, lengths = self._prepare(seqs, w)
         ref_ll = self._emission_ll(reference_params, obs)
 
-        def one(l, n):
+        def one(lk, n):
             return _inference.forward_backward(reference_params.initial,
-                                               reference_params.transition, l, n,
+                                               reference_params.transition, lk, n,
                                                parallel=self.parallel)
 
         post = _over_sequences(one, ref_ll, lengths)
@@ -734,8 +746,14 @@ def _in_layout(padded, kind: str, extra):
         return padded[0]
     if kind == "padded":
         return padded
-    parts = [padded[s, :n] for s, n in enumerate(extra)]
-    return parts if kind == "list" else jnp.concatenate(parts)
+    # One gather, then (for a list) one split: slicing sequence by sequence compiled two
+    # eager ops per distinct length (seconds for a few dozen sequences).
+    T = padded.shape[1]
+    rows = np.concatenate([s * T + np.arange(n) for s, n in enumerate(extra)])
+    flat = padded.reshape((-1,) + padded.shape[2:])[jnp.asarray(rows)]
+    if kind == "concatenated":
+        return flat
+    return jnp.split(flat, np.cumsum(extra)[:-1].tolist())
 
 
 @eqx.filter_jit
@@ -748,15 +766,15 @@ def _per_sequence(model: HiddenMarkovModel, params, seqs: Sequences, what: str):
             return jnp.where(valid[..., None], ll, 0.0)
         if what in ("viterbi", "viterbi_log_prob"):
             path, log_prob = _over_sequences(
-                lambda l, n: _inference.viterbi(params.initial, params.transition, l, n),
+                lambda ll_, n: _inference.viterbi(params.initial, params.transition, ll_, n),
                 ll, lengths)
             return path if what == "viterbi" else log_prob
         if what == "log_prob":
             return _over_sequences(
-                lambda l, n: _inference.filter(params.initial, params.transition, l, n,
+                lambda ll_, n: _inference.filter(params.initial, params.transition, ll_, n,
                                                parallel=model.parallel)[0], ll, lengths)
         post = _over_sequences(
-            lambda l, n: _inference.forward_backward(params.initial, params.transition, l, n,
+            lambda ll_, n: _inference.forward_backward(params.initial, params.transition, ll_, n,
                                                      parallel=model.parallel), ll, lengths)
         return post.smoothed_probs
 
@@ -772,7 +790,7 @@ def _total_log_likelihood(model: HiddenMarkovModel, params, seqs: Sequences, w):
         obs, lengths = model._prepare(seq_block, wb)
         ll = model._emission_ll(params, obs)
         lp = _over_sequences(
-            lambda l, n: _inference.filter(params.initial, params.transition, l, n,
+            lambda ll_, n: _inference.filter(params.initial, params.transition, ll_, n,
                                            parallel=model.parallel)[0], ll, lengths)
         return jnp.sum(jnp.where(wb > 0, wb * lp, 0.0))
 
