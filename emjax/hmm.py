@@ -40,8 +40,7 @@ Example:
     >>> post = emjax.hmm.forward_backward(pi, A, jnp.log(emission[x]))
     >>> round(float(post.log_likelihood), 4)
     -5.503
-    >>> path, log_prob = emjax.hmm.viterbi(pi, A, jnp.log(emission[x]))
-    >>> path.tolist()
+    >>> emjax.hmm.viterbi(pi, A, jnp.log(emission[x])).tolist()
     [0, 0, 1, 0, 0]
 """
 
@@ -81,6 +80,11 @@ class Posterior(eqx.Module):
     smoothed_probs: Float[Array, "T K"]
     transition_counts: Float[Array, "K K"]
     filtered_probs: Float[Array, "T K"]
+
+    @property
+    def marginal_loglik(self) -> Float[Array, ""]:
+        """``log_likelihood`` under dynamax's name."""
+        return self.log_likelihood
 
 
 # ----------------------------------------------------------------------------- log space
@@ -333,31 +337,34 @@ def filter(
     return log_likelihood, jnp.where(valid[:, None], jnp.exp(log_filtered), 0.0)
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames=("return_log_prob",))
 def viterbi(
     initial_probs: Float[Array, " K"],
     transition_matrix: Float[Array, "K K"],
     log_likelihoods: Float[Array, "T K"],
     length=None,
-) -> tuple[Int[Array, " T"], Float[Array, ""]]:
+    *,
+    return_log_prob: bool = False,
+):
     r"""The most probable state path ``z* = argmax_z p(z, x)`` (Viterbi 1967) and ``log p(z*, x)``.
 
     ``δ_t(j) = ℓ_t(j) + max_i(δ_{t−1}(i) + log A_ij)``, with back-pointers, then
     backtracking from ``argmax_j δ_T(j)``. Ties go to the lowest state index.
 
-    Args and shapes as for `forward_backward`.
+    Args and shapes as for `forward_backward`, and ``return_log_prob`` (static): also
+    return ``log p(z*, x_{1:T})``.
 
     Returns:
-        ``(path, log_prob)``: ``path`` of shape ``(T,)`` (int32; ``−1`` at padded steps)
-        and ``log p(z*, x_{1:T})``.
+        The path, shape ``(T,)`` (int32; ``−1`` at padded steps); with
+        ``return_log_prob=True``, ``(path, log_prob)``.
 
     Example:
         >>> import jax.numpy as jnp, emjax
         >>> pi, A = jnp.array([0.5, 0.5]), jnp.array([[0.9, 0.1], [0.2, 0.8]])
         >>> ll = jnp.log(jnp.array([[0.9, 0.2], [0.8, 0.3], [0.05, 0.9]]))
-        >>> path, log_prob = emjax.hmm.viterbi(pi, A, ll)
-        >>> path.tolist()
+        >>> emjax.hmm.viterbi(pi, A, ll).tolist()
         [0, 0, 1]
+        >>> path, log_prob = emjax.hmm.viterbi(pi, A, ll, return_log_prob=True)
     """
     _check_shapes(initial_probs, transition_matrix, log_likelihoods)
     T, K = log_likelihoods.shape
@@ -381,8 +388,8 @@ def viterbi(
         return prev, prev
 
     _, earlier = jax.lax.scan(backward, last, pointers, reverse=True)
-    path = jnp.concatenate([earlier, last[None]])
-    return jnp.where(valid, path, -1), jnp.max(delta)
+    path = jnp.where(valid, jnp.concatenate([earlier, last[None]]), -1)
+    return (path, jnp.max(delta)) if return_log_prob else path
 
 
 @functools.partial(jax.jit, static_argnames=("num_steps",))

@@ -227,6 +227,13 @@ def test_bad_input_raises_before_compute(truth, seqs):
     with pytest.raises(ValueError, match="2 features but the parameters have 3"):
         model.log_likelihood(model.make_params(initial=params.initial, transition=params.transition,
                                                means=np.zeros((K, 3)), covariances=np.ones((K, 3))), X)
+    with pytest.raises(ValueError, match="off-diagonal"):
+        model.make_params(initial=params.initial, transition=params.transition,
+                          means=np.zeros((K, D)), covariances=np.ones((K, D, D)))
+    # hmmlearn's (K, D, D) form of diagonal covariances is accepted.
+    full_form = model.make_params(initial=params.initial, transition=params.transition,
+                                  means=np.zeros((K, D)), covariances=np.stack([np.diag([1.0, 2.0])] * K))
+    np.testing.assert_array_equal(full_form.emissions.covariances, [[1.0, 2.0]] * K)
     with pytest.raises(ValueError, match="concentrations >= 1"):
         emjax.HiddenMarkovModel(2, transition_prior=0.5)
     with pytest.raises(TypeError, match="emission model"):

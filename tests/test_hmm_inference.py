@@ -87,7 +87,7 @@ def test_forward_backward_equals_enumeration(problem, parallel):
 def test_viterbi_equals_enumerated_argmax(problem):
     pi, A, ll = _problem(*problem)
     *_, best_path, best_log = _enumerate(pi, A, ll)
-    path, log_prob = hmm.viterbi(pi, A, ll)
+    path, log_prob = hmm.viterbi(pi, A, ll, return_log_prob=True)
     np.testing.assert_array_equal(path, best_path)
     np.testing.assert_allclose(log_prob, best_log, rtol=1e-12)
 
@@ -103,7 +103,7 @@ def test_padding_is_ignored(parallel):
     np.testing.assert_array_equal(post.smoothed_probs[5:], 0.0)
     np.testing.assert_array_equal(post.filtered_probs[5:], 0.0)
     np.testing.assert_allclose(post.transition_counts, counts, atol=1e-10)
-    path, _ = hmm.viterbi(pi, A, padded, 5)
+    path = hmm.viterbi(pi, A, padded, 5)
     np.testing.assert_array_equal(path[:5], best_path)
     np.testing.assert_array_equal(path[5:], -1)
     # A traced length, vmapped over a batch of sequences.
@@ -125,7 +125,7 @@ def test_wikipedia_example():
     log_z, smoothed, *_ , best_path, best_log = _enumerate(pi, A, ll)
     post = hmm.forward_backward(pi, A, ll)
     np.testing.assert_allclose(post.log_likelihood, log_z, rtol=1e-12)
-    path, log_prob = hmm.viterbi(pi, A, ll)
+    path, log_prob = hmm.viterbi(pi, A, ll, return_log_prob=True)
     assert path.tolist() == [0, 0, 1, 0, 0] == best_path.tolist()
     np.testing.assert_allclose(log_prob, best_log, rtol=1e-12)
 

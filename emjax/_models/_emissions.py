@@ -219,6 +219,16 @@ class GaussianEmissions(_GaussianBase):
     def make_params(self, num_states, *, means, covariances, _batch=(), _num_features=None):
         means = as_float_array(means, "means")
         lead = tuple(_batch) or (means.shape[:1] if means.ndim == 3 else ())
+        covariances = as_float_array(covariances, "covariances")
+        if self.covariance_type == "diag" and covariances.ndim == len(lead) + 3:
+            # hmmlearn's `covars_` gives diagonal covariances as (K, D, D) matrices.
+            diag = jnp.diagonal(covariances, axis1=-2, axis2=-1)
+            if not is_traced(covariances) and not np.array_equal(
+                    np.asarray(covariances), np.asarray(diag)[..., None] * np.eye(diag.shape[-1])):
+                raise ValueError("`covariances` for covariance_type='diag' must be (K, D) "
+                                 "variances or (K, D, D) diagonal matrices; got matrices "
+                                 "with off-diagonal entries.")
+            covariances = diag
         weights = np.full(lead + (num_states,), 1.0 / num_states)
         p = self._gmm(num_states).make_params(
             weights=weights, means=means, covariances=covariances, _batch=lead,

@@ -444,7 +444,8 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         obs, lengths = self._prepare(seqs, w)
         ll = self._emission_ll(params, obs)
         paths, log_probs = _over_sequences(
-            lambda ll_, n: _inference.viterbi(params.initial, params.transition, ll_, n), ll, lengths)
+            lambda ll_, n: _inference.viterbi(params.initial, params.transition, ll_, n,
+                                              return_log_prob=True), ll, lengths)
         onehot = jax.nn.one_hot(paths, self.num_states, dtype=ll.dtype)  # -1 (padding) -> 0
         gw = onehot * w[:, None, None]
         xi = jnp.einsum("btk,btl->kl", gw[:, :-1], onehot[:, 1:])
@@ -766,8 +767,8 @@ def _per_sequence(model: HiddenMarkovModel, params, seqs: Sequences, what: str):
             return jnp.where(valid[..., None], ll, 0.0)
         if what in ("viterbi", "viterbi_log_prob"):
             path, log_prob = _over_sequences(
-                lambda ll_, n: _inference.viterbi(params.initial, params.transition, ll_, n),
-                ll, lengths)
+                lambda ll_, n: _inference.viterbi(params.initial, params.transition, ll_, n,
+                                                  return_log_prob=True), ll, lengths)
             return path if what == "viterbi" else log_prob
         if what == "log_prob":
             return _over_sequences(
