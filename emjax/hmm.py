@@ -119,6 +119,14 @@ def _valid(T: int, length):
     return jnp.arange(T) < length
 
 
+def _inputs(initial_probs, transition_matrix, log_likelihoods, length):
+    """Checked shapes, then ``(log π, log A, ℓ with padded rows zeroed, valid mask)``."""
+    _check_shapes(initial_probs, transition_matrix, log_likelihoods)
+    valid = _valid(log_likelihoods.shape[0], length)
+    ll = jnp.where(valid[:, None], log_likelihoods, 0.0)
+    return safe_log(initial_probs), safe_log(transition_matrix), ll, valid
+
+
 def _check_shapes(initial_probs, transition_matrix, log_likelihoods):
     K = initial_probs.shape[-1]
     if initial_probs.ndim != 1:
@@ -287,11 +295,7 @@ def forward_backward(
         >>> bool(jnp.allclose(post.transition_counts.sum(), 2.0))
         True
     """
-    _check_shapes(initial_probs, transition_matrix, log_likelihoods)
-    T = log_likelihoods.shape[0]
-    valid = _valid(T, length)
-    log_pi, log_A = safe_log(initial_probs), safe_log(transition_matrix)
-    ll = jnp.where(valid[:, None], log_likelihoods, 0.0)
+    log_pi, log_A, ll, valid = _inputs(initial_probs, transition_matrix, log_likelihoods, length)
     if parallel:
         return _parallel_forward_backward(log_pi, log_A, ll, valid)
     alphas, cs = _forward(log_pi, log_A, ll, valid)
@@ -324,11 +328,7 @@ def filter(
         >>> bool(jnp.allclose(filtered.sum(axis=1), 1.0))
         True
     """
-    _check_shapes(initial_probs, transition_matrix, log_likelihoods)
-    T = log_likelihoods.shape[0]
-    valid = _valid(T, length)
-    log_pi, log_A = safe_log(initial_probs), safe_log(transition_matrix)
-    ll = jnp.where(valid[:, None], log_likelihoods, 0.0)
+    log_pi, log_A, ll, valid = _inputs(initial_probs, transition_matrix, log_likelihoods, length)
     if parallel:
         log_likelihood, log_filtered = _parallel_log_likelihood(log_pi, log_A, ll, valid)
     else:
@@ -366,11 +366,8 @@ def viterbi(
         [0, 0, 1]
         >>> path, log_prob = emjax.hmm.viterbi(pi, A, ll, return_log_prob=True)
     """
-    _check_shapes(initial_probs, transition_matrix, log_likelihoods)
     T, K = log_likelihoods.shape
-    valid = _valid(T, length)
-    log_pi, log_A = safe_log(initial_probs), safe_log(transition_matrix)
-    ll = jnp.where(valid[:, None], log_likelihoods, 0.0)
+    log_pi, log_A, ll, valid = _inputs(initial_probs, transition_matrix, log_likelihoods, length)
 
     def forward(delta, inputs):
         lk, ok = inputs
@@ -451,11 +448,8 @@ def sample_posterior(
         >>> emjax.hmm.sample_posterior(jax.random.key(0), pi, A, ll).shape
         (3,)
     """
-    _check_shapes(initial_probs, transition_matrix, log_likelihoods)
-    T, _ = log_likelihoods.shape
-    valid = _valid(T, length)
-    log_pi, log_A = safe_log(initial_probs), safe_log(transition_matrix)
-    ll = jnp.where(valid[:, None], log_likelihoods, 0.0)
+    T = log_likelihoods.shape[0]
+    log_pi, log_A, ll, valid = _inputs(initial_probs, transition_matrix, log_likelihoods, length)
     alphas, _ = _forward(log_pi, log_A, ll, valid)
     last = T - 1 if length is None else length - 1
     keys = jax.random.split(key, T)

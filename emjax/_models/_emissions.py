@@ -2,6 +2,7 @@
 statistics, M-step and initialisation."""
 
 import abc
+import dataclasses
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -91,9 +92,17 @@ class AbstractEmissions(eqx.Module):
     def make_params(self, num_states: int, *, _batch=(), _num_features=None, **arrays):
         """Validated parameters from plain arrays."""
 
-    @abc.abstractmethod
+    params_class: ClassVar[type | None] = None  # the parameters' class, for `params_from`
+
     def params_from(self, params, num_states: int, lead: tuple, num_features):
-        """Validate user parameters of this emission model (for ``params0``)."""
+        """Validate user parameters of this emission model (for ``params0``): the
+        parameter class's fields passed through ``make_params``."""
+        cls = self.params_class
+        if not isinstance(params, cls):
+            raise TypeError(f"`params0.emissions` must be {cls.__name__}; got "
+                            f"{type(params).__name__}.")
+        fields = {f.name: getattr(params, f.name) for f in dataclasses.fields(params)}
+        return self.make_params(num_states, _batch=lead, _num_features=num_features, **fields)
 
     @abc.abstractmethod
     def num_free_params(self, num_states: int, num_features: int) -> int:
@@ -185,6 +194,7 @@ class GaussianEmissions(_GaussianBase):
     covariance_type: str = eqx.field(static=True)
     init: str = eqx.field(static=True)
     reg_covar: Float[Array, ""]
+    params_class: ClassVar[type] = GaussianEmissionParams
 
     def __init__(self, covariance_type: str = "full", reg_covar=1e-6, init: str = "kmeans++"):
         self.covariance_type = check_choice(
@@ -235,13 +245,6 @@ class GaussianEmissions(_GaussianBase):
             _num_features=_num_features,
         )
         return GaussianEmissionParams(p.means, p.covariances)
-
-    def params_from(self, params, num_states, lead, num_features):
-        if not isinstance(params, GaussianEmissionParams):
-            raise TypeError(f"`params0.emissions` must be GaussianEmissionParams; got "
-                            f"{type(params).__name__}.")
-        return self.make_params(num_states, means=params.means, covariances=params.covariances,
-                                _batch=lead, _num_features=num_features)
 
     def num_free_params(self, num_states, num_features):
         return self._gmm(num_states).num_free_params(num_features) - (num_states - 1)
@@ -296,6 +299,7 @@ class GaussianMixtureEmissions(_GaussianBase):
     num_mixtures: int = eqx.field(static=True)
     covariance_type: str = eqx.field(static=True)
     reg_covar: Float[Array, ""]
+    params_class: ClassVar[type] = GaussianMixtureEmissionParams
 
     def __init__(self, num_mixtures: int, covariance_type: str = "full", reg_covar=1e-6):
         self.num_mixtures = check_positive_int(num_mixtures, "num_mixtures")
@@ -377,14 +381,6 @@ class GaussianMixtureEmissions(_GaussianBase):
         return GaussianMixtureEmissionParams(weights.astype(p.means.dtype),
                                              p.means.reshape(lead + (K, M, -1)), cov)
 
-    def params_from(self, params, num_states, lead, num_features):
-        if not isinstance(params, GaussianMixtureEmissionParams):
-            raise TypeError("`params0.emissions` must be GaussianMixtureEmissionParams; got "
-                            f"{type(params).__name__}.")
-        return self.make_params(num_states, weights=params.weights, means=params.means,
-                                covariances=params.covariances, _batch=lead,
-                                _num_features=num_features)
-
     def num_free_params(self, num_states, num_features):
         KM = num_states * self.num_mixtures
         return (self._gmm(num_states).num_free_params(num_features) - (KM - 1)
@@ -449,6 +445,7 @@ class CategoricalEmissions(AbstractEmissions):
 
     event_ndim: ClassVar[int] = 0
     num_symbols: int | None = eqx.field(static=True)
+    params_class: ClassVar[type] = CategoricalEmissionParams
 
     def __init__(self, num_symbols: int | None = None):
         self.num_symbols = (None if num_symbols is None
@@ -518,13 +515,6 @@ class CategoricalEmissions(AbstractEmissions):
         _check_stochastic(probs, "probs")
         return CategoricalEmissionParams(probs)
 
-    def params_from(self, params, num_states, lead, num_features):
-        if not isinstance(params, CategoricalEmissionParams):
-            raise TypeError("`params0.emissions` must be CategoricalEmissionParams; got "
-                            f"{type(params).__name__}.")
-        return self.make_params(num_states, probs=params.probs, _batch=lead,
-                                _num_features=num_features)
-
     def num_free_params(self, num_states, num_features):
         return num_states * (num_features - 1)
 
@@ -583,6 +573,7 @@ class PoissonEmissions(AbstractEmissions):
     """
 
     event_ndim: ClassVar[int] = 1
+    params_class: ClassVar[type] = PoissonEmissionParams
 
     def check_observations(self, x, name):
         return as_float_array(x, name)
@@ -630,13 +621,6 @@ class PoissonEmissions(AbstractEmissions):
             if not np.isfinite(rn).all() or (rn < 0).any():
                 raise ValueError("`rates` must be finite and non-negative.")
         return PoissonEmissionParams(rates)
-
-    def params_from(self, params, num_states, lead, num_features):
-        if not isinstance(params, PoissonEmissionParams):
-            raise TypeError("`params0.emissions` must be PoissonEmissionParams; got "
-                            f"{type(params).__name__}.")
-        return self.make_params(num_states, rates=params.rates, _batch=lead,
-                                _num_features=num_features)
 
     def num_free_params(self, num_states, num_features):
         return num_states * num_features
