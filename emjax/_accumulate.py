@@ -23,14 +23,24 @@ _TARGET_BLOCK_ELEMENTS = 2**18
 _MIN_BLOCK_ROWS = 16
 
 
+# On an accelerator a block is one kernel launch sequence, and blocks run one after
+# another: larger blocks (about 128 MiB of intermediates in float64) keep the device busy.
+# Measured on an H100 for the hidden Markov model (100 sequences of 1,000 steps): 16
+# sequences per block (the CPU target) took 6.7 times as long per iteration as 100.
+_TARGET_BLOCK_ELEMENTS_ACCELERATOR = 2**24
+
+
 def default_block_size(num_points: int, row_cost: int, num_parallel: int = 1) -> int:
-    """Rows per block: ``clamp(2^18 // (num_parallel · row_cost), 16, num_points)``.
+    """Rows per block: ``clamp(target // (num_parallel · row_cost), 16, num_points)``.
 
     ``row_cost`` is the number of intermediate values one data row needs in one restart's
     E-step (``K·D`` for a Gaussian mixture: the differences ``x_n − μ_k``);
-    ``num_parallel`` is the number of restarts computed at once.
+    ``num_parallel`` is the number of restarts computed at once. ``target`` is ``2^18``
+    values on a CPU (a block in cache) and ``2^24`` on GPU and TPU.
     """
-    rows = _TARGET_BLOCK_ELEMENTS // max(1, row_cost * num_parallel)
+    target = (_TARGET_BLOCK_ELEMENTS if jax.default_backend() == "cpu"
+              else _TARGET_BLOCK_ELEMENTS_ACCELERATOR)
+    rows = target // max(1, row_cost * num_parallel)
     return int(max(1, min(num_points, max(_MIN_BLOCK_ROWS, rows))))
 
 

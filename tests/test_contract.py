@@ -100,9 +100,9 @@ CASES = [
     Case("gmm-full-hard", emjax.GaussianMixture(3, reg_covar=0.0), emjax.HardEM()),
     Case("kmeans", emjax.KMeans(3), emjax.HardEM()),
     Case("soft-kmeans", emjax.KMeans(3, temperature=2.0), emjax.EM()),
-    Case("hmm-full", _HMM, emjax.EM(), to_data=_sequences),
-    pytest.param(Case("hmm-categorical", _HMM_CAT, emjax.EM(), to_data=_symbol_sequences,
-                      integer_data=True), marks=_slow),
+    # One HMM case by default (the suite's time budget), the others with -m slow.
+    Case("hmm-categorical", _HMM_CAT, emjax.EM(), to_data=_symbol_sequences, integer_data=True),
+    pytest.param(Case("hmm-full", _HMM, emjax.EM(), to_data=_sequences), marks=_slow),
     pytest.param(Case("hmm-viterbi", _HMM, emjax.HardEM(), to_data=_sequences), marks=_slow),
     pytest.param(Case("hmm-poisson", emjax.HiddenMarkovModel(2, emissions=emjax.PoissonEmissions()),
                       emjax.EM(), to_data=_count_sequences),

@@ -165,10 +165,15 @@ def _single_threaded_blas():
 
 CASES = ["gaussian_full", "gaussian_diag", "categorical", "poisson"]
 LAYOUTS = ["one_long_sequence", "many_short_sequences"]
+# Each model in one layout by default (the suite's time budget); all eight with -m slow.
+_DEFAULT = {("gaussian_full", "one_long_sequence"), ("gaussian_diag", "many_short_sequences"),
+            ("categorical", "many_short_sequences"), ("poisson", "one_long_sequence")}
+COMBOS = [pytest.param(n, lay, id=f"{n}-{lay}",
+                       marks=() if (n, lay) in _DEFAULT else pytest.mark.slow)
+          for n in CASES for lay in LAYOUTS]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize(("name", "layout"), COMBOS)
 def test_baum_welch_matches_hmmlearn(name, layout):
     X, lengths, ref, model, sol = _fitted(name, layout)
     history = np.asarray(ref.monitor_.history)
@@ -191,8 +196,7 @@ def test_baum_welch_matches_hmmlearn(name, layout):
                                    err_msg=what)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize(("name", "layout"), COMBOS)
 def test_inference_matches_hmmlearn(name, layout):
     """Viterbi path and log-probability, smoothed posteriors, BIC/AIC at the fitted
     parameters, in the layout of the data."""

@@ -150,8 +150,11 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         transition_prior: Dirichlet concentrations ``α_A >= 1`` on each row of ``A``
             (scalar or ``(K, K)``; default 1). Values below 1 would make the MAP objective
             unbounded and are refused.
-        parallel: use the parallel (associative-scan) forward–backward in the E-step
-            (for long sequences on an accelerator; static).
+        parallel: use the parallel (associative-scan) forward–backward in the E-step:
+            True, False, or "auto" (the default: parallel on GPU and TPU, sequential on
+            CPU; static). Measured on an H100 (benchmarks/README.md), one sequence of
+            100,000 steps: 2.4 ms per iteration parallel against 1.9 s sequential; on a
+            CPU the parallel version is 5–9 times slower.
 
     Raises:
         ValueError: ``num_states < 1`` or a prior below 1 or of the wrong shape.
@@ -173,7 +176,7 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
     emissions: AbstractEmissions
     initial_prior: Float[Array, " K"]
     transition_prior: Float[Array, "K K"]
-    parallel: bool = eqx.field(static=True)
+    parallel: bool | str = eqx.field(static=True)
 
     def __init__(
         self,
@@ -182,7 +185,7 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         *,
         initial_prior=1.0,
         transition_prior=1.0,
-        parallel: bool = False,
+        parallel: bool | str = "auto",
     ):
         from ._emissions import GaussianEmissions
 
@@ -198,9 +201,15 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         self.emissions = emissions
         self.initial_prior = _check_concentration(initial_prior, "initial_prior", (K,))
         self.transition_prior = _check_concentration(transition_prior, "transition_prior", (K, K))
-        if not isinstance(parallel, bool):
-            raise TypeError(f"`parallel` must be True or False; got {parallel!r}.")
+        if not (isinstance(parallel, bool) or parallel == "auto"):
+            raise TypeError(f"`parallel` must be True, False or 'auto'; got {parallel!r}.")
         self.parallel = parallel
+
+    @property
+    def _parallel(self) -> bool:
+        if self.parallel == "auto":
+            return jax.default_backend() != "cpu"
+        return self.parallel
 
     # ------------------------------------------------------------------ data
     def _to_sequences(self, data, num_symbols=None) -> tuple[Sequences, str, object]:
@@ -428,7 +437,7 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
 
         def one(lk, n):
             return _inference.forward_backward(params.initial, params.transition, lk, n,
-                                               parallel=self.parallel)
+                                               parallel=self._parallel)
 
         post = _over_sequences(one, ll, lengths)
         gw = post.smoothed_probs * w[:, None, None]
@@ -512,7 +521,7 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         def one(lk, n):
             return _inference.forward_backward(reference_params.initial,
                                                reference_params.transition, lk, n,
-                                               parallel=self.parallel)
+                                               parallel=self._parallel)
 
         post = _over_sequences(one, ref_ll, lengths)
         gw = post.smoothed_probs * w[:, None, None]
@@ -773,10 +782,10 @@ def _per_sequence(model: HiddenMarkovModel, params, seqs: Sequences, what: str):
         if what == "log_prob":
             return _over_sequences(
                 lambda ll_, n: _inference.filter(params.initial, params.transition, ll_, n,
-                                               parallel=model.parallel)[0], ll, lengths)
+                                               parallel=model._parallel)[0], ll, lengths)
         post = _over_sequences(
             lambda ll_, n: _inference.forward_backward(params.initial, params.transition, ll_, n,
-                                                     parallel=model.parallel), ll, lengths)
+                                                     parallel=model._parallel), ll, lengths)
         return post.smoothed_probs
 
     S = seqs.lengths.shape[0]
@@ -792,7 +801,7 @@ def _total_log_likelihood(model: HiddenMarkovModel, params, seqs: Sequences, w):
         ll = model._emission_ll(params, obs)
         lp = _over_sequences(
             lambda ll_, n: _inference.filter(params.initial, params.transition, ll_, n,
-                                           parallel=model.parallel)[0], ll, lengths)
+                                           parallel=model._parallel)[0], ll, lengths)
         return jnp.sum(jnp.where(wb > 0, wb * lp, 0.0))
 
     return accumulate(one_block, blocks)
