@@ -711,7 +711,8 @@ class DensityEmissions(_GaussianBase):
         return jax.tree.map(jnp.asarray, params)
 
     def num_free_params(self, num_states, num_features):
-        return 0  # unknown structure: counted by the model from the leaves
+        raise TypeError("DensityEmissions cannot count its free parameters (their structure "
+                        "is yours): count them for BIC/AIC yourself.")
 
     def sample(self, params, states, *, key):
         raise TypeError("DensityEmissions cannot sample: its density is only known up to "
