@@ -50,6 +50,9 @@ from ._models._student_t import StudentTMixtureParams as StudentTMixtureParams
 from ._mstep import AbstractMStep as AbstractMStep
 from ._mstep import ClosedFormMStep as ClosedFormMStep
 from ._mstep import GradientMStep as GradientMStep
+from ._online import SQUAREM as SQUAREM
+from ._online import IncrementalEM as IncrementalEM
+from ._online import OnlineEM as OnlineEM
 from ._solution import RESULTS as RESULTS
 from ._solution import ConvergenceWarning as ConvergenceWarning
 from ._solution import NonFiniteError as NonFiniteError
@@ -57,5 +60,6 @@ from ._solution import Solution as Solution
 from ._solver import EM as EM
 from ._solver import AbstractSolver as AbstractSolver
 from ._solver import HardEM as HardEM
+from ._stream import fit_stream as fit_stream
 
 __version__ = "0.1.0"

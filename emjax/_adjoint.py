@@ -216,9 +216,12 @@ class Implicit(AbstractAdjoint):
                                      _stationarity_map, adjoint, converged, throw)
             return model.constrain(psi), elbo, steps, result, trace
 
+        fixed_point_solver = solver.fixed_point_solver()
+
         def em_map(theta, phi):
             m, b = phi
-            elbo_at, new_theta, _ = solver.step(m, b, theta, solver.init(m, b, theta))
+            elbo_at, new_theta, _ = fixed_point_solver.step(
+                m, b, theta, fixed_point_solver.init(m, b, theta))
             return new_theta, elbo_at
 
         adjoint = self._resolved("neumann+gmres")

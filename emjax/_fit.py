@@ -7,6 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from . import _mesh
 from ._accumulate import default_block_size, make_blocks
 from ._adjoint import AbstractAdjoint, Implicit
 from ._custom_types import Array, Float, Params, PRNGKeyArray
@@ -61,35 +62,81 @@ def _fit_impl(
     restart_batch_size: int | None,
     adjoint: AbstractAdjoint,
     throw,
+    mesh=None,
+    data_axis: str | None = None,
+    num_points: int | None = None,
 ) -> Solution:
     global trace_count
     trace_count += 1
 
-    blocks = make_blocks(data, weights, block_size)
+    if mesh is None:
+        blocks = init_blocks = make_blocks(data, weights, block_size)
+    else:
+        # Rows sharded over the mesh (padded to a multiple of its devices by `fit`, or here
+        # when traced). The initialisation sees the whole data set, cut into blocks exactly
+        # as without a mesh, so that a key gives the same initial parameters either way;
+        # the rows are gathered on every device for it (see docs/developer/design.md).
+        data, weights = _pad_rows(data, weights, _mesh.num_shards(mesh, data_axis))
+        blocks = None
+        if params0 is None:
+            everywhere = _mesh.replicated(mesh)
+            head = lambda a: jax.lax.with_sharding_constraint(a[:num_points], everywhere)  # noqa: E731
+            init_blocks = make_blocks(jax.tree.map(head, data), head(weights), block_size)
     if params0 is None:
         # Initialisation from the data (k-means++, Lloyd, ...) is not differentiated: pass
         # `params0` to differentiate with respect to the initial parameters.
         keys = jax.random.split(key, num_restarts)
-        init = jax.vmap(lambda k: model.init_params(jax.lax.stop_gradient(blocks), key=k))(keys)
+        init = jax.vmap(lambda k: model.init_params(jax.lax.stop_gradient(init_blocks), key=k))(keys)
     elif params0_batched:
         init = params0
     else:
         init = _broadcast_params(params0, num_restarts)
 
-    def run(p):
-        return adjoint.run(model, solver, blocks, p, rtol, atol, max_steps, capacity, throw)
+    if solver.needs_key:
+        # The solver's own randomness (minibatch order) is independent of the initialisation.
+        solver_keys = jax.random.split(jax.random.fold_in(key, 1), num_restarts)
+    else:
+        solver_keys = jnp.zeros((num_restarts,), jnp.uint32)  # unused
 
+    args = (model, solver, init, solver_keys, rtol, atol, max_steps, throw)
+    static = (num_restarts, restart_batch_size, capacity, adjoint)
+    if mesh is None:
+        return _solve(blocks, data, weights, *args, *static)
+
+    def on_each_device(rows, args):
+        # This device's contiguous share of the rows, as blocks whose passes psum over the
+        # data axis: everything computed from them is the same on every device.
+        local_data, local_weights = rows
+        local_blocks = make_blocks(local_data, local_weights,
+                                   min(block_size, local_weights.shape[0]), axis_name=data_axis)
+        return _solve(local_blocks, local_data, local_weights, *args, *static)
+
+    return _mesh.shard_rows(on_each_device, mesh, data_axis, (data, weights), args)
+
+
+def _solve(blocks, data, weights, model, solver, init, solver_keys, rtol, atol, max_steps, throw,
+           num_restarts, restart_batch_size, capacity, adjoint) -> Solution:
+    """Every restart's EM loop from ``init`` on ``blocks``, and the `Solution` (the best
+    restart and every restart's outcome). ``data`` and ``weights`` are the rows of
+    ``blocks`` (for the final log-likelihood of solvers whose bound is not tight)."""
+
+    def run(p_and_key):
+        p, k = p_and_key
+        s = solver.with_key(k) if solver.needs_key else solver
+        return adjoint.run(model, s, blocks, p, rtol, atol, max_steps, capacity, throw)
+
+    both = (init, solver_keys)
     if num_restarts == 1:
         # No vmap for a single restart: XLA's CPU code for some batched contractions is
         # several times slower (measured: a float32 diagonal-covariance step, 0.13 s
         # batched vs 0.04 s unbatched, N=100,000, D=K=16).
-        out = jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], init)))
+        out = jax.tree.map(lambda a: a[None], run(jax.tree.map(lambda a: a[0], both)))
     elif restart_batch_size == 1:
-        out = jax.lax.map(run, init)  # one restart after another, unbatched
+        out = jax.lax.map(run, both)  # one restart after another, unbatched
     elif restart_batch_size is None or restart_batch_size >= num_restarts:
-        out = jax.vmap(run)(init)
+        out = jax.vmap(run)(both)
     else:
-        out = jax.lax.map(run, init, batch_size=restart_batch_size)
+        out = jax.lax.map(run, both, batch_size=restart_batch_size)
     all_params, all_elbo, all_steps, all_results, all_traces = out
 
     totals = all_elbo.total
@@ -106,6 +153,8 @@ def _fit_impl(
         log_likelihood = elbo.total - elbo.log_prior
     else:
         log_likelihood = model.log_likelihood(params, data, weights)
+        if blocks.axis_name is not None:
+            log_likelihood = jax.lax.psum(log_likelihood, blocks.axis_name)
     solution = Solution(
         params=params,
         log_likelihood=log_likelihood,
@@ -123,6 +172,15 @@ def _fit_impl(
     # No error check in here: a host callback (eqx.error_if) would keep this program out of
     # JAX's persistent compilation cache. `fit` checks the result instead.
     return solution
+
+
+def _pad_rows(data, weights, multiple: int):
+    """Rows of weight 0 (repeating the last row) up to a multiple of ``multiple`` rows."""
+    pad = -weights.shape[0] % multiple
+    if not pad:
+        return data, weights
+    extend = lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], pad, axis=0)])  # noqa: E731
+    return jax.tree.map(extend, data), jnp.concatenate([weights, jnp.zeros((pad,), weights.dtype)])
 
 
 def _data_shape(data):
@@ -151,6 +209,8 @@ def fit(
     block_size: int | None = None,
     restart_batch_size: int | None = None,
     adjoint: AbstractAdjoint | None = None,
+    mesh=None,
+    data_axis: str = "data",
 ) -> Solution:
     r"""Fit ``model`` to ``data`` by an EM-type solver, with restarts, in one jitted program.
 
@@ -180,8 +240,11 @@ def fit(
             ``num_restarts`` is that axis' size).
         sample_weight: optional non-negative weights, shape ``(N,)``; every statistic and
             the ELBO are weighted sums, so a weight of 2 equals a duplicated row.
-        solver: `emjax.EM` (default for most models) or `emjax.HardEM` (default for
-            `emjax.KMeans`).
+        solver: `emjax.EM` (default for most models), `emjax.HardEM` (default for
+            `emjax.KMeans`), `emjax.SQUAREM` (accelerated EM), `emjax.OnlineEM`
+            (stochastic EM on minibatches) or `emjax.IncrementalEM`. The last two draw
+            their minibatches from ``key`` (a key of their own per restart), so they need
+            ``key`` even with ``params0``.
         max_steps: the most parameter updates per restart (``>= 0``).
         rtol, atol: convergence tolerances on the change of the ELBO (``>= 0``).
         throw: if True, raise `emjax.NonFiniteError` when no restart produced finite
@@ -203,6 +266,29 @@ def fit(
             at the converged fixed point; the forward loop stops at convergence) or
             `emjax.Unrolled` (reverse mode through the iterations taken, checkpointed per
             iteration). See their documentation for cost and validity.
+        mesh: a ``jax.sharding.Mesh`` to fit data-parallel over its devices (and
+            processes, after ``jax.distributed.initialize``): the rows are sharded along
+            the axis ``data_axis``, each device runs the E-step on its contiguous share,
+            and every pass adds the devices' statistics with ``lax.psum``
+            (``s = Σ_devices Σ_{n in share} w_n s(x_n)``), so that the M-step, run on every
+            device, gives the same replicated parameters. Rows are padded with weight-0
+            rows to a multiple of the number of devices, so any ``N`` works. The result is
+            the same as without ``mesh`` up to the order of floating-point sums.
+            ``data`` (and ``sample_weight``) may be host arrays that are the same on every
+            process, or global ``jax.Array``s whose rows are spread over the processes
+            (``jax.make_array_from_process_local_data(NamedSharding(mesh,
+            PartitionSpec(data_axis)), local_rows)``, ``N`` a multiple of the number of
+            devices). The initialisation from ``key`` runs once on the whole data set
+            (gathered on every device) and gives the same initial parameters as without
+            ``mesh``; pass ``params0`` to skip it for data too large for one device. The
+            `Solution` holds ordinary arrays, the same on every process. ``block_size``
+            then applies to each device's share. Gradients through a fit on a mesh need
+            ``adjoint=emjax.Unrolled()`` for now. Supported solvers: `emjax.EM`,
+            `emjax.HardEM`, `emjax.SQUAREM` (not yet the minibatch solvers
+            `emjax.OnlineEM` and `emjax.IncrementalEM`). See ``docs/scaling.md`` for how
+            to launch a multi-process fit.
+        data_axis: the name of the mesh axis along which the rows are sharded (default
+            ``"data"``); other mesh axes, if any, hold replicas.
 
     Returns:
         A `Solution`: ``params``, ``log_likelihood``, ``elbo`` (parts), ``elbo_trace``,
@@ -210,10 +296,13 @@ def fit(
 
     Raises:
         NonFiniteError: with ``throw=True``, when no restart produced finite parameters.
-        TypeError: a model or solver of the wrong kind, or non-numeric data.
+        TypeError: a model or solver of the wrong kind, non-numeric data, or a ``mesh``
+            that is not a ``jax.sharding.Mesh``.
         ValueError: data or options that cannot work (NaN or infinite values, wrong number
             of dimensions, fewer points than components, bad sample weights, a missing
-            ``key``, ...), before any compute.
+            ``key``, a ``data_axis`` that the mesh does not have, a solver not supported
+            with ``mesh``, global arrays not sharded by rows over the mesh, ...), before
+            any compute.
 
     Example:
         >>> import jax, emjax
@@ -223,6 +312,14 @@ def fit(
         >>> sol.params.means.shape
         (2, 2)
         >>> bool(sol.converged)
+        True
+
+        Data-parallel over every device (here the CPU devices of one process; start
+        Python with ``JAX_NUM_CPU_DEVICES=4`` to get four):
+
+        >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+        >>> par = emjax.fit(model, X, key=jax.random.key(0), num_restarts=8, mesh=mesh)
+        >>> bool(abs(par.log_likelihood - sol.log_likelihood) < 1e-3 * abs(sol.log_likelihood))
         True
     """
     if not isinstance(model, AbstractEMModel):
@@ -234,9 +331,26 @@ def fit(
     if not isinstance(solver, AbstractSolver):
         raise TypeError(f"`solver` must be an emjax solver (e.g. emjax.EM()); got {solver!r}.")
     solver.check_model(model)
-    data = model.check_data(data)
+    if mesh is not None:
+        _mesh.check_mesh(mesh, data_axis)
+        if solver.needs_key:
+            raise ValueError(
+                f"{type(solver).__name__} is not supported with mesh= yet: it draws random "
+                "minibatches of rows, and each device would draw from its own share. Fit with "
+                "emjax.EM(), emjax.HardEM() or emjax.SQUAREM(), or without mesh=."
+            )
+    spread = mesh is not None and any(_mesh.is_global(a) for a in jax.tree.leaves(data))
+    if spread:
+        data = _mesh.check_global_data(model, data, mesh, data_axis)
+    else:
+        data = model.check_data(data)
     num_points, _, dtype = _data_shape(data)
-    weights = check_sample_weight(sample_weight, num_points, dtype)
+    if mesh is None:
+        weights = check_sample_weight(sample_weight, num_points, dtype)
+    elif spread and sample_weight is None:
+        weights = _mesh.global_ones(num_points, dtype, mesh, data_axis)
+    else:
+        weights = _mesh.check_weights(sample_weight, num_points, dtype, mesh, data_axis)
     num_restarts = check_positive_int(num_restarts, "num_restarts")
     max_steps = check_positive_int(max_steps, "max_steps", minimum=0)
     if max_steps > MAX_STEPS_LIMIT:
@@ -266,6 +380,11 @@ def fit(
             "`key` is required to initialise the parameters, e.g. key=jax.random.key(0) "
             "(or pass `params0`)."
         )
+    if key is None and solver.needs_key:
+        raise ValueError(
+            f"`key` is required by {type(solver).__name__}, which draws random minibatches: "
+            "pass key=jax.random.key(0)."
+        )
     if key is not None:
         key = check_key(key)
 
@@ -284,11 +403,20 @@ def fit(
     # Unrolled's scan needs its length at compile time; the while-loop shares one program
     # across nearby max_steps.
     capacity = max_steps + 1 if adjoint.static_length else _trace_capacity(max_steps)
+    mesh_options = {}
+    if mesh is not None:
+        mesh = _mesh.auto_mesh(mesh)
+        if not any(is_traced(a) for a in jax.tree.leaves((data, weights))):
+            data, weights = _mesh.place_rows(data, weights, mesh, data_axis)
+        model, solver, key, params0 = _mesh.release((model, solver, key, params0))
+        mesh_options = dict(mesh=mesh, data_axis=data_axis, num_points=num_points)
     solution = _fit_impl(
         model, solver, data, weights, key, params0, batched, num_restarts,
         jnp.asarray(max_steps, jnp.int32), capacity, rtol, atol, block_size, restart_batch_size,
-        adjoint, jnp.asarray(throw),
+        adjoint, jnp.asarray(throw), **mesh_options,
     )
+    if mesh is not None:
+        solution = _mesh.local_copy(solution)
     # Show the trace up to max_steps (the buffer is longer so that programs are shared).
     solution = eqx.tree_at(
         lambda s: (s.elbo_trace, s.restart_elbo_traces),

@@ -67,6 +67,7 @@ def make_body(model, solver, blocks: Blocks, rtol, atol, max_steps):
         finite = jnp.isfinite(value)
         converged = (
             (s.step > 0) & finite & (jnp.abs(value - s.elbo.total) <= atol + rtol * jnp.abs(value))
+            & solver.may_stop(s.solver_state)
         )
         at_max = s.step >= max_steps
         bad_update = finite & ~converged & ~at_max & ~all_finite(new_params)

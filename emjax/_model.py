@@ -66,6 +66,19 @@ class AbstractEMModel(eqx.Module):
     def row_cost(self, data: Data) -> int:
         """Intermediate values one data row needs in one E-step (sets the default block size)."""
 
+    def rebase_stats(self, stats: Stats, from_params: Params, to_params: Params) -> Stats:
+        """Statistics computed at ``from_params``, re-expressed as if computed at ``to_params``.
+
+        Some models keep their statistics relative to the parameters of the E-step that
+        produced them (e.g. `emjax.GaussianMixture`'s second moments centred on the current
+        means, which keeps float32 sums accurate); ``m_step(params, stats)`` then needs
+        statistics relative to ``params``. Solvers that combine statistics from different
+        iterations (`emjax.OnlineEM`, `emjax.IncrementalEM`) move them to common
+        parameters first. The expected values are unchanged; only their representation is.
+        The default (statistics that do not depend on the parameters) returns ``stats``.
+        """
+        return stats
+
     @property
     def has_closed_form_m_step(self) -> bool:
         """Whether ``m_step`` is the exact maximiser (`emjax.ClosedFormMStep` and

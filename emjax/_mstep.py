@@ -211,7 +211,7 @@ class GradientMStep(AbstractMStep):
         # statistics only feed the model's closed-form part, if it has one (ECM).
         start = model.partial_m_step(params, stats)
         dtype = blocks.weights.dtype
-        inv_total = 1.0 / jnp.sum(blocks.weights)
+        inv_total = 1.0 / blocks.total_weight()
 
         def objective(psi):
             theta = model.constrain(psi)

@@ -42,6 +42,25 @@ class AbstractSolver(eqx.Module):
     ) -> tuple[ELBO, Params, PyTree]:
         """One update: the ELBO at ``params``, the new parameters and the new state."""
 
+    # Whether the solver draws random numbers (minibatches): `emjax.fit` then gives it a
+    # key of its own per restart through `with_key`.
+    needs_key: ClassVar[bool] = False
+
+    def with_key(self, key) -> "AbstractSolver":
+        """This solver with the random key of one restart (for solvers that sample)."""
+        return self
+
+    def may_stop(self, state: PyTree):
+        """Whether the loop may declare convergence at this state (a boolean array); False
+        while the ELBO cannot move yet (e.g. during `emjax.OnlineEM`'s burn-in)."""
+        return jnp.array(True)
+
+    def fixed_point_solver(self) -> "AbstractSolver":
+        """The solver whose one-step map has this solver's fixed points as its own, which
+        `emjax.Implicit` linearises: the solver itself for `EM`; plain `EM` for the
+        accelerated and stochastic variants, which converge to EM's fixed points."""
+        return self
+
 
 def _full_pass(e_step, model, blocks: Blocks, params):
     stats, elbo = accumulate(lambda x, w: e_step(params, x, w), blocks)

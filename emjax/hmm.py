@@ -162,7 +162,6 @@ def _forward(log_pi, log_A, ll, valid):
 def _backward(log_A, ll, valid):
     """Normalised backward messages ``log β_t`` (up to a constant per step); ``0`` at the
     last valid step and beyond."""
-    K = ll.shape[1]
 
     def step(b, inputs):
         lk, ok = inputs  # l = ℓ_{t+1}; ok = (t + 1 < length)
@@ -170,7 +169,9 @@ def _backward(log_A, ll, valid):
         new = jnp.where(ok, new, 0.0)
         return new, new
 
-    zero = jnp.zeros((K,), ll.dtype)
+    # Zeros shaped like the data (not a constant): inside `emjax.fit(..., mesh=...)`'s
+    # shard_map the carry must vary over the devices as the data do.
+    zero = jnp.zeros_like(ll[0])
     _, betas = jax.lax.scan(step, zero, (ll[1:], valid[1:]), reverse=True)
     return jnp.concatenate([betas, zero[None]])
 

@@ -27,6 +27,7 @@ from ._gmm import (
     GMM_INITS,
     GaussianMixture,
     GaussianMixtureParams,
+    rebase_shifted,
     sample_gaussians,
 )
 
@@ -119,6 +120,11 @@ class AbstractEmissions(eqx.Module):
     @abc.abstractmethod
     def constrain(self, unconstrained: PyTree):
         """The inverse of ``unconstrain``."""
+
+    def rebase_stats(self, stats, from_params, to_params):
+        """Statistics computed at ``from_params`` re-expressed at ``to_params`` (see
+        `emjax.AbstractEMModel.rebase_stats`); the default returns them unchanged."""
+        return stats
 
     def log_prior(self, params) -> Float[Array, ""]:
         """``log p(emission parameters)``; zero (maximum likelihood) by default."""
@@ -217,6 +223,9 @@ class GaussianEmissions(_GaussianBase):
     def statistics(self, params, x, weights):
         diff = x[None, :, :] - params.means[:, None, :]
         return self._gmm(params.means.shape[0])._statistics(diff, weights)
+
+    def rebase_stats(self, stats, from_params, to_params):
+        return rebase_shifted(stats, from_params.means - to_params.means, self.covariance_type)
 
     def m_step(self, params, stats):
         new = self._gmm(params.means.shape[0]).m_step(self._as_gmm(params), stats)
@@ -334,6 +343,10 @@ class GaussianMixtureEmissions(_GaussianBase):
         log_joint, diff = self._component_log_joint(params, x)
         resp = jax.nn.softmax(log_joint, axis=2) * weights[:, :, None]
         return self._gmm(K)._statistics(diff, resp.reshape(-1, K * M))
+
+    def rebase_stats(self, stats, from_params, to_params):
+        delta = self._flat(from_params).means - self._flat(to_params).means
+        return rebase_shifted(stats, delta, self.covariance_type)
 
     def m_step(self, params, stats):
         K, M = params.weights.shape

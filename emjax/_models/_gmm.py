@@ -363,6 +363,11 @@ class GaussianMixture(AbstractMixtureModel, AbstractUnconstrainedModel):
         log_prob = -0.5 * (D * _LOG_2PI + maha) - jnp.reshape(half_logdet, (-1, 1))
         return log_prob.T, diff
 
+    def rebase_stats(self, stats, from_params, to_params):
+        """Shifted statistics moved from the means of ``from_params`` to those of ``to_params``
+        (``x − μ' = (x − μ) + δ`` with ``δ = μ − μ'``; see `AbstractEMModel.rebase_stats`)."""
+        return rebase_shifted(stats, from_params.means - to_params.means, self.covariance_type)
+
     def _log_joint_and_diff(self, params, x):
         log_prob, diff = self._log_gaussian(params, x)
         return log_prob + jnp.log(params.weights), diff
@@ -509,6 +514,22 @@ class GaussianMixture(AbstractMixtureModel, AbstractUnconstrainedModel):
         """Akaike information criterion ``−2 log L + 2p`` (lower is better)."""
         X = self.check_input(params, X)
         return -2.0 * self.log_likelihood(params, X) + 2.0 * self.num_free_params(X.shape[1])
+
+
+def rebase_shifted(stats: GaussianMixtureStats, delta, covariance_type: str):
+    """Statistics shifted by ``μ`` re-shifted by ``μ' = μ − δ``: with ``S0 = N_k``,
+    ``S1 = Σ r (x − μ)`` and ``S2 = Σ r (x − μ)(x − μ)ᵀ``, the new ``S1' = S1 + S0 δ`` and
+    ``S2' = S2 + S1 δᵀ + δ S1ᵀ + S0 δ δᵀ`` (its diagonal, or its sum over components)."""
+    n, s1 = stats.counts, stats.shifted_sum
+    new_s1 = s1 + n[:, None] * delta
+    if covariance_type in ("full", "tied"):
+        cross = s1[:, :, None] * delta[:, None, :]
+        extra = cross + jnp.swapaxes(cross, 1, 2) + n[:, None, None] * delta[:, :, None] * delta[:, None, :]
+        if covariance_type == "tied":
+            extra = jnp.sum(extra, axis=0)
+    else:
+        extra = 2.0 * s1 * delta + n[:, None] * jnp.square(delta)
+    return GaussianMixtureStats(n, new_s1, stats.shifted_scatter + extra)
 
 
 def sample_gaussians(key, covariance_type: str, means, covariances, z):

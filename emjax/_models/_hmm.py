@@ -475,6 +475,12 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
         return HMMParams(new.initial, new.transition,
                          self.emissions.m_step(params.emissions, stats.emissions))
 
+    def rebase_stats(self, stats: HMMStats, from_params: HMMParams, to_params: HMMParams):
+        """Only the emission statistics can depend on the parameters (Gaussian ones are
+        centred on the means); see `emjax.AbstractEMModel.rebase_stats`."""
+        return HMMStats(stats.initial, stats.transition, self.emissions.rebase_stats(
+            stats.emissions, from_params.emissions, to_params.emissions))
+
     def log_prior(self, params: HMMParams):
         r"""``Σ_k (α_π,k − 1) log π_k + Σ_ij (α_A,ij − 1) log A_ij`` plus the emissions' log
         prior: the Dirichlet log-densities up to their normalising constants, over the

@@ -188,6 +188,12 @@ class KMeans(AbstractMixtureModel):
         delta = s1 / jnp.where(alive, counts, 1.0)[:, None]
         return KMeansParams(jnp.where(alive[:, None], centers + delta, centers))
 
+    def rebase_stats(self, stats, from_params, to_params):
+        """``S1 = Σ r (x − c)`` moved to new centres: ``S1 + N (c − c')``."""
+        delta = from_params.centers - to_params.centers
+        return KMeansStats(stats.counts, stats.shifted_sum + stats.counts[:, None] * delta,
+                           stats.farthest)
+
     def init_params(self, blocks: Blocks, *, key: PRNGKeyArray) -> KMeansParams:
         x = blocks.data.reshape(-1, blocks.data.shape[-1])
         w = blocks.weights.reshape(-1)
