@@ -328,6 +328,12 @@ def _fixed_point_bwd(residuals, grad_obj, perturbed, inputs, fn, adjoint, conver
         lambda g, p: jnp.zeros_like(p) if g is None else g,
         grad_obj, (theta, elbo), is_leaf=lambda g: g is None,
     )
+    if getattr(phi[1], "axis_name", None) is not None:  # phi = (model, blocks)
+        raise NotImplementedError(
+            "Gradients through emjax.fit(..., mesh=...) with the Implicit adjoint are not "
+            "supported yet (JAX's Krylov solvers do not keep the parameters replicated "
+            "inside shard_map): pass adjoint=emjax.Unrolled(), or fit without mesh=."
+        )
     theta_d, theta_s = eqx.partition(theta, eqx.is_inexact_array)
     phi_d, phi_s = eqx.partition(phi, perturbed[2])
     theta_bar = eqx.filter(theta_bar, eqx.is_inexact_array)

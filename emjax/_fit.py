@@ -285,8 +285,10 @@ def fit(
             then applies to each device's share. Gradients through a fit on a mesh need
             ``adjoint=emjax.Unrolled()`` for now. Supported solvers: `emjax.EM`,
             `emjax.HardEM`, `emjax.SQUAREM` (not yet the minibatch solvers
-            `emjax.OnlineEM` and `emjax.IncrementalEM`). See ``docs/scaling.md`` for how
-            to launch a multi-process fit.
+            `emjax.OnlineEM` and `emjax.IncrementalEM`). Gradients through a mesh fit
+            need ``adjoint=emjax.Unrolled()`` (`emjax.Implicit` raises
+            ``NotImplementedError`` there). See ``docs/scaling.md`` for how to launch a
+            multi-process fit.
         data_axis: the name of the mesh axis along which the rows are sharded (default
             ``"data"``); other mesh axes, if any, hold replicas.
 

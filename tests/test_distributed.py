@@ -177,7 +177,8 @@ def test_four_devices_other_solvers_models_and_gradients():
     a gradient M-step (Student-t mixture), a hidden Markov model, and gradients through the
     fit (Unrolled adjoint) on 4 devices match one device."""
     cases = ["kmeans", "squarem", "student_t", "hmm", "unrolled_grad"]
-    results = run_workers(cases, devices=4, reference=True)[0]
+    results = run_workers(cases + ["implicit_grad"], devices=4, reference=True)[0]
+    assert "adjoint=emjax.Unrolled()" in results["implicit_grad"]["mesh"]["refused"]
     for case in cases:
         got, want = results[case]["mesh"], results[case]["reference"]
         if case == "unrolled_grad":
