@@ -20,6 +20,8 @@ from ._model import AbstractEMModel as AbstractEMModel
 from ._model import AbstractHardEMModel as AbstractHardEMModel
 from ._model import AbstractMixtureModel as AbstractMixtureModel
 from ._model import AbstractUnconstrainedModel as AbstractUnconstrainedModel
+from ._models._bgmm import BayesianGaussianMixture as BayesianGaussianMixture
+from ._models._bgmm import BayesianGaussianMixtureParams as BayesianGaussianMixtureParams
 from ._models._density import AbstractDensityMixture as AbstractDensityMixture
 from ._models._density import DensityMixture as DensityMixture
 from ._models._density import MixtureParams as MixtureParams

@@ -98,6 +98,8 @@ CASES = [
     *[Case(f"gmm-{ct}", emjax.GaussianMixture(3, covariance_type=ct, reg_covar=0.0), emjax.EM())
       for ct in ("full", "diag", "spherical", "tied")],
     Case("gmm-full-hard", emjax.GaussianMixture(3, reg_covar=0.0), emjax.HardEM()),
+    # Mean-field CAVI is EM on the variational parameters (the default solver).
+    Case("bgmm-full-dp", emjax.BayesianGaussianMixture(3), emjax.EM()),
     Case("kmeans", emjax.KMeans(3), emjax.HardEM()),
     Case("soft-kmeans", emjax.KMeans(3, temperature=2.0), emjax.EM()),
     # One HMM case by default (the suite's time budget), the others with -m slow.
