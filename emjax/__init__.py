@@ -11,6 +11,7 @@ Importing emjax never changes JAX's global configuration: enable float64 yoursel
 
 from . import datasets as datasets
 from . import hmm as hmm
+from . import lda as lda
 from ._adjoint import AbstractAdjoint as AbstractAdjoint
 from ._adjoint import Implicit as Implicit
 from ._adjoint import Unrolled as Unrolled
@@ -47,6 +48,9 @@ from ._models._hmm import HMMStats as HMMStats
 from ._models._kmeans import KMeans as KMeans
 from ._models._kmeans import KMeansParams as KMeansParams
 from ._models._kmeans import KMeansStats as KMeansStats
+from ._models._lda import LatentDirichletAllocation as LatentDirichletAllocation
+from ._models._lda import LDAParams as LDAParams
+from ._models._lda import LDAStats as LDAStats
 from ._models._student_t import StudentTMixture as StudentTMixture
 from ._models._student_t import StudentTMixtureParams as StudentTMixtureParams
 from ._mstep import AbstractMStep as AbstractMStep

@@ -90,6 +90,23 @@ def _count_sequences(X):
 
 _HMM = emjax.HiddenMarkovModel(3, emissions=emjax.GaussianEmissions("full", reg_covar=0.0))
 _HMM_CAT = emjax.HiddenMarkovModel(3, emissions=emjax.CategoricalEmissions(5))
+
+
+def _word_counts(X):
+    """Each row of X becomes a document of 8 word counts (from the digits of its scaled
+    coordinates), so that slicing, weighting or duplicating rows does the same to documents.
+    Some documents are empty."""
+    X = jnp.asarray(X)
+    scales = jnp.array([1.0, 1.7, 2.9, 4.3], X.dtype)
+    return (jnp.floor(jnp.abs(X)[:, :, None] * scales) % 5).reshape(X.shape[0], 8)
+
+
+# LDA's E-step restarts every document's inner loop from γ = 1 and stops it at a tolerance
+# or a sweep limit, so its ELBO is monotone only as far as each document gets back to the
+# same optimum: not guaranteed (see the model's docstring), but true for these data and
+# keys. At most 20 sweeps keep the eager (disable_jit) test affordable.
+_LDA = emjax.LatentDirichletAllocation(3, max_doc_update_iter=20)
+
 # Gradient M-steps compile programs 2-4 times larger than closed-form ones (an optimizer
 # loop around a differentiated pass over the data): these cases run with `-m slow`.
 _slow = pytest.mark.slow
@@ -104,6 +121,7 @@ CASES = [
     Case("soft-kmeans", emjax.KMeans(3, temperature=2.0), emjax.EM()),
     # One HMM case by default (the suite's time budget), the others with -m slow.
     Case("hmm-categorical", _HMM_CAT, emjax.EM(), to_data=_symbol_sequences, integer_data=True),
+    Case("lda", _LDA, emjax.EM(), to_data=_word_counts),
     pytest.param(Case("hmm-full", _HMM, emjax.EM(), to_data=_sequences), marks=_slow),
     pytest.param(Case("hmm-viterbi", _HMM, emjax.HardEM(), to_data=_sequences), marks=_slow),
     pytest.param(Case("hmm-poisson", emjax.HiddenMarkovModel(2, emissions=emjax.PoissonEmissions()),
