@@ -465,8 +465,9 @@ def fit_stream(
             elbo_at = elbo
             if verbose:
                 change = "" if t == 0 else f"  change {value - trace[-2]:+.3e}"
-                print(f"emjax.fit_stream: pass {t}: ELBO {value:.10g}{change}  "
-                      f"({time.perf_counter() - tick:.2f} s)", file=sys.stderr, flush=True)
+                sys.stderr.write(f"emjax.fit_stream: pass {t}: ELBO {value:.10g}{change}  "
+                                 f"({time.perf_counter() - tick:.2f} s)\n")
+                sys.stderr.flush()
             if callback is not None:
                 callback({"pass": t, "params": params, "elbo": value,
                           "seconds": time.perf_counter() - start})

@@ -185,6 +185,7 @@ def _full(ct, c, D):
             "spherical": lambda: c * np.eye(D)}[ct]()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("covariance_type, weight_prior", [
     ("full", "dirichlet_process"), ("diag", "dirichlet_distribution"),
     ("spherical", "dirichlet_process"),
@@ -257,6 +258,7 @@ def test_kl_vanishes_when_q_equals_the_prior(weight_prior):
     assert abs(float(model.log_prior(p))) < 1e-12
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weight_prior", WEIGHT_PRIORS)
 def test_predictive_density_integrates_to_one_and_bounds_log_prob(weight_prior):
     """In 1-D, ∫ exp(predictive_log_prob) dx = 1 (over the whole line: x = 3 tan u), and the
@@ -331,6 +333,7 @@ def _finite_differences(f, h, eps=1e-5):
                      for i in range(h.shape[0])])
 
 
+@pytest.mark.slow
 def test_gradient_of_fitted_elbo_wrt_priors_matches_finite_differences():
     """d/dη ELBO(θ*(η), η) by finite differences of fitted ELBOs equals ∂ELBO/∂η at θ*
     (the fit is stationary in θ) computed by autodiff of e_step + log_prior."""
@@ -415,6 +418,7 @@ def test_online_em_is_svi():
     assert exact_elbo(svi.params) > float(converged.elbo.total) - 0.02 * abs(float(converged.elbo.total))
 
 
+@pytest.mark.slow
 def test_expected_moments_are_consistent():
     rng = np.random.default_rng(10)
     for ct in ("full", "diag", "spherical"):

@@ -176,6 +176,7 @@ def test_float32_fit_is_finite_and_close_to_float64():
     np.testing.assert_allclose(sol32.log_likelihood, sol64.log_likelihood, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_through_fit_matches_finite_differences(truth, seqs):
     model, params = truth
     X = seqs[0]

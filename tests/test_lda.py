@@ -104,6 +104,7 @@ def test_batch_matches_sklearn(X, _exact_digamma):
                                sk.components_ / sk.components_.sum(1, keepdims=True), rtol=1e-10)
 
 
+@pytest.mark.slow
 def test_batch_matches_unpatched_sklearn_digamma(X):
     """With scikit-learn's own (approximate) digamma, only γ0 aligned: agreement to the
     accuracy of that digamma; perplexity of the same λ agrees with no patch at all."""
@@ -175,6 +176,7 @@ def test_sparse_equals_dense_and_empty_documents_contribute_nothing(X):
     assert abs(float(elbo.total)) < 1e-12
 
 
+@pytest.mark.slow
 def test_from_scipy_matches_from_dense(X):
     scipy_sparse = pytest.importorskip("scipy.sparse")
     a = emjax.lda.SparseCounts.from_scipy(scipy_sparse.csr_matrix(X))
@@ -183,6 +185,7 @@ def test_from_scipy_matches_from_dense(X):
     assert a.num_words == b.num_words == X.shape[1]
 
 
+@pytest.mark.slow
 def test_float32_runs_without_nans(X):
     """Small priors make many E log β very negative (ψ(0.01) ≈ −100: exp underflows in
     float32); the fit stays finite, and agrees with float64 from the same λ."""
@@ -311,6 +314,7 @@ def test_other_bad_options():
 # ----------------------------------------------------------------------------- gradients
 
 
+@pytest.mark.slow
 def test_elbo_gradients_match_finite_differences(X):
     """The ELBO (E-step at its inner fixed point, plus the topic–word term) is smooth in
     α, η and λ; its gradient matches central differences (float64). The inner fixed point

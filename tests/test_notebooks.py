@@ -12,7 +12,15 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+# The suite's time budget (10 minutes on 2 cores): the shortest notebook by default, every
+# notebook with -m slow.
+DEFAULT = {"hyperparameter_gradient.ipynb"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p if p.name in DEFAULT else pytest.param(p, marks=pytest.mark.slow) for p in NOTEBOOKS],
+    ids=lambda p: p.name)
 def test_notebook_runs(path, tmp_path):
     pytest.importorskip("matplotlib", reason="the notebooks plot with matplotlib")
     nb = json.loads(path.read_text())

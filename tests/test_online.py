@@ -48,7 +48,8 @@ def _p0(gmm, X, idx=(0, 1, 2)):
 # ----------------------------------------------------------------------------- rebase
 
 
-@pytest.mark.parametrize("ct", ["full", "diag", "spherical", "tied"])
+@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=pytest.mark.slow),
+                                "spherical", pytest.param("tied", marks=pytest.mark.slow)])
 def test_rebase_stats_equals_statistics_recentred_by_hand(ct):
     X = _blobs(200)
     gmm = emjax.GaussianMixture(3, ct)
@@ -96,6 +97,7 @@ def test_squarem_elbo_never_decreases(slow_problem):
     assert np.all(np.diff(trace) >= -1e-10 * np.abs(trace[1:]))
 
 
+@pytest.mark.slow
 def test_squarem_with_a_large_first_step_bound_stays_valid():
     # Step lengths up to 1e3 from the first cycle: extrapolations leave the parameter space
     # (negative weights or variances) and the safeguard must fall back to plain EM steps.
@@ -155,7 +157,7 @@ def _np_mstep(stats, ct, reg):
     return n / n.sum(), means, cov
 
 
-@pytest.mark.parametrize("ct", ["full", "diag"])
+@pytest.mark.parametrize("ct", ["full", pytest.param("diag", marks=pytest.mark.slow)])
 def test_online_em_equals_a_numpy_reference(ct):
     # One minibatch of all N rows (so the order of rows is irrelevant), a constant step
     # ρ = 0.5 (the running statistics mix iterations, so `rebase_stats` matters), a burn-in
@@ -224,6 +226,7 @@ def test_online_em_with_minibatches_reaches_the_em_optimum():
     np.testing.assert_allclose(on.log_likelihood, em.log_likelihood, rtol=2e-5)
 
 
+@pytest.mark.slow
 def test_online_em_is_driven_by_the_key():
     X = _blobs(300)
     gmm = emjax.GaussianMixture(3, "diag")
@@ -238,8 +241,11 @@ def test_online_em_is_driven_by_the_key():
     assert not np.allclose(a.params.means, c.params.means)
 
 
-@pytest.mark.parametrize("solver", [emjax.SQUAREM(), emjax.OnlineEM(batch_size=50),
-                                    emjax.IncrementalEM(num_batches=3)], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize("solver", [pytest.param(emjax.SQUAREM(), marks=pytest.mark.slow),
+                                    emjax.OnlineEM(batch_size=50),
+                                    pytest.param(emjax.IncrementalEM(num_batches=3),
+                                                 marks=pytest.mark.slow)],
+                         ids=lambda s: type(s).__name__)
 def test_vmapped_restarts_equal_one_after_another(solver):
     X = _blobs(200)
     gmm = emjax.GaussianMixture(3, "diag")
@@ -255,8 +261,11 @@ def test_vmapped_restarts_equal_one_after_another(solver):
                                rtol=1e-11)
 
 
-@pytest.mark.parametrize("solver", [emjax.SQUAREM(), emjax.OnlineEM(batch_size=100),
-                                    emjax.IncrementalEM(num_batches=4)],
+@pytest.mark.parametrize("solver", [emjax.SQUAREM(),
+                                    pytest.param(emjax.OnlineEM(batch_size=100),
+                                                 marks=pytest.mark.slow),
+                                    pytest.param(emjax.IncrementalEM(num_batches=4),
+                                                 marks=pytest.mark.slow)],
                          ids=lambda s: type(s).__name__)
 def test_float32_fits_stay_finite_and_float32(solver):
     X = (_blobs(800, seed=4) + 1000.0).astype(np.float32)  # a large offset, in float32
@@ -348,7 +357,8 @@ def test_streamed_em_from_a_memmap_equals_the_in_memory_fit(memmap_data):
 
 
 @pytest.mark.parametrize("solver", [pytest.param(emjax.SQUAREM(), marks=pytest.mark.slow),
-                                    emjax.OnlineEM(batch_size=100),
+                                    pytest.param(emjax.OnlineEM(batch_size=100),
+                                                 marks=pytest.mark.slow),
                                     emjax.IncrementalEM(batch_size=200)],
                          ids=lambda s: type(s).__name__)
 def test_streamed_solvers_reach_the_em_optimum(memmap_data, solver):
