@@ -58,6 +58,7 @@ def _table(stdout: str):
     return rows
 
 
+@pytest.mark.slow  # the full demo run: 30 s of the default suite's 10-minute budget
 def test_demo_table_and_choice(demo):
     proc = demo.proc
     assert proc.returncode == 0, proc.stderr
@@ -88,6 +89,7 @@ def test_demo_table_and_choice(demo):
     assert "covariance shared by all components" in out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="matplotlib is not installed")
 def test_demo_writes_png(demo):
     assert demo.proc.returncode == 0, demo.proc.stderr

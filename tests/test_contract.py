@@ -124,8 +124,9 @@ CASES = [
     pytest.param(Case("bgmm-full-dp", emjax.BayesianGaussianMixture(3), emjax.EM()), marks=_slow),
     Case("kmeans", emjax.KMeans(3), emjax.HardEM()),
     pytest.param(Case("soft-kmeans", emjax.KMeans(3, temperature=2.0), emjax.EM()), marks=_slow),
-    # One HMM case by default (the suite's time budget), the others with -m slow.
-    Case("hmm-categorical", _HMM_CAT, emjax.EM(), to_data=_symbol_sequences, integer_data=True),
+    # HMM cases run with -m slow (the suite's time budget; tests/test_hmm*.py cover HMMs).
+    pytest.param(Case("hmm-categorical", _HMM_CAT, emjax.EM(), to_data=_symbol_sequences,
+                      integer_data=True), marks=_slow),
     pytest.param(Case("lda", _LDA, emjax.EM(), to_data=_word_counts), marks=_slow),
     pytest.param(Case("hmm-full", _HMM, emjax.EM(), to_data=_sequences), marks=_slow),
     pytest.param(Case("hmm-viterbi", _HMM, emjax.HardEM(), to_data=_sequences), marks=_slow),
