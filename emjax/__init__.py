@@ -59,6 +59,7 @@ from ._mstep import GradientMStep as GradientMStep
 from ._online import SQUAREM as SQUAREM
 from ._online import IncrementalEM as IncrementalEM
 from ._online import OnlineEM as OnlineEM
+from ._progress import print_progress as print_progress
 from ._solution import RESULTS as RESULTS
 from ._solution import ConvergenceWarning as ConvergenceWarning
 from ._solution import NonFiniteError as NonFiniteError

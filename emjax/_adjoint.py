@@ -62,8 +62,9 @@ class AbstractAdjoint(eqx.Module):
 
     @abc.abstractmethod
     def run(self, model, solver, blocks: Blocks, params0, rtol, atol, max_steps, capacity: int,
-            throw):
-        """The EM loop of one restart; ``throw`` is a traced boolean."""
+            throw, progress=None):
+        """The EM loop of one restart; ``throw`` is a traced boolean; ``progress`` is None or
+        the traced number of a progress reporter (`emjax._progress`)."""
 
 
 class Unrolled(AbstractAdjoint):
@@ -106,8 +107,10 @@ class Unrolled(AbstractAdjoint):
 
     static_length: ClassVar[bool] = True
 
-    def run(self, model, solver, blocks, params0, rtol, atol, max_steps, capacity, throw):
-        return run_scan(model, solver, blocks, params0, rtol, atol, max_steps, capacity)
+    def run(self, model, solver, blocks, params0, rtol, atol, max_steps, capacity, throw,
+            progress=None):
+        return run_scan(model, solver, blocks, params0, rtol, atol, max_steps, capacity,
+                        progress)
 
 
 class Implicit(AbstractAdjoint):
@@ -198,10 +201,11 @@ class Implicit(AbstractAdjoint):
             return self
         return dataclasses.replace(self, linear_solver=automatic)
 
-    def run(self, model, solver, blocks, params0, rtol, atol, max_steps, capacity, throw):
+    def run(self, model, solver, blocks, params0, rtol, atol, max_steps, capacity, throw,
+            progress=None):
         params, elbo, steps, result, trace = run_while(
             _no_gradient(model), solver, _no_gradient(blocks), _no_gradient(params0),
-            rtol, atol, max_steps, capacity,
+            rtol, atol, max_steps, capacity, progress,
         )
 
         converged = result == RESULTS.converged

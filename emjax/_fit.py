@@ -7,7 +7,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from . import _mesh
+from . import _mesh, _progress
 from ._accumulate import default_block_size, make_blocks
 from ._adjoint import AbstractAdjoint, Implicit
 from ._custom_types import Array, Float, Params, PRNGKeyArray
@@ -24,6 +24,7 @@ from ._validation import (
 )
 
 MAX_STEPS_LIMIT = 1_000_000
+_PROGRESS_INTERVAL = 0.5  # seconds between two progress reports
 _NONFINITE = (
     "emjax.fit: no restart produced finite parameters and ELBO. "
     + RESULTS[RESULTS.nonfinite]
@@ -65,6 +66,7 @@ def _fit_impl(
     mesh=None,
     data_axis: str | None = None,
     num_points: int | None = None,
+    progress=None,
 ) -> Solution:
     global trace_count
     trace_count += 1
@@ -101,7 +103,7 @@ def _fit_impl(
     args = (model, solver, init, solver_keys, rtol, atol, max_steps, throw)
     static = (num_restarts, restart_batch_size, capacity, adjoint)
     if mesh is None:
-        return _solve(blocks, data, weights, *args, *static)
+        return _solve(blocks, data, weights, *args, *static, progress)
 
     def on_each_device(rows, args):
         # This device's contiguous share of the rows, as blocks whose passes psum over the
@@ -115,7 +117,7 @@ def _fit_impl(
 
 
 def _solve(blocks, data, weights, model, solver, init, solver_keys, rtol, atol, max_steps, throw,
-           num_restarts, restart_batch_size, capacity, adjoint) -> Solution:
+           num_restarts, restart_batch_size, capacity, adjoint, progress=None) -> Solution:
     """Every restart's EM loop from ``init`` on ``blocks``, and the `Solution` (the best
     restart and every restart's outcome). ``data`` and ``weights`` are the rows of
     ``blocks`` (for the final log-likelihood of solvers whose bound is not tight)."""
@@ -123,7 +125,7 @@ def _solve(blocks, data, weights, model, solver, init, solver_keys, rtol, atol, 
     def run(p_and_key):
         p, k = p_and_key
         s = solver.with_key(k) if solver.needs_key else solver
-        return adjoint.run(model, s, blocks, p, rtol, atol, max_steps, capacity, throw)
+        return adjoint.run(model, s, blocks, p, rtol, atol, max_steps, capacity, throw, progress)
 
     both = (init, solver_keys)
     if num_restarts == 1:
@@ -211,6 +213,7 @@ def fit(
     adjoint: AbstractAdjoint | None = None,
     mesh=None,
     data_axis: str = "data",
+    progress=None,
 ) -> Solution:
     r"""Fit ``model`` to ``data`` by an EM-type solver, with restarts, in one jitted program.
 
@@ -291,6 +294,16 @@ def fit(
             multi-process fit.
         data_axis: the name of the mesh axis along which the rows are sharded (default
             ``"data"``); other mesh axes, if any, hold replicas.
+        progress: None, or a function ``progress(info)`` called on the host while the
+            compiled loop runs, at most every 0.5 s and once at the end (``info["final"]``
+            True), with ``info`` a dict: ``step`` (the furthest restart's step), ``elbo``
+            (the best finite ELBO so far), ``num_converged``, ``num_running``,
+            ``num_restarts``, ``elapsed`` (seconds). `emjax.print_progress` prints one line
+            per report. Each iteration then makes one host call (for all restarts of a
+            ``vmap``-ed batch together); with ``restart_batch_size`` the figures are those of
+            the running batch. Only for a call of `fit` outside ``jit``/``vmap``, and not
+            with ``mesh``. An exception raised by ``progress`` is raised again when the fit
+            ends.
 
     Returns:
         A `Solution`: ``params``, ``log_likelihood``, ``elbo`` (parts), ``elbo_trace``,
@@ -366,6 +379,19 @@ def fit(
         raise TypeError(f"`throw` must be True or False; got {throw!r}.")
     if restart_batch_size is not None:
         restart_batch_size = check_positive_int(restart_batch_size, "restart_batch_size")
+    if progress is not None:
+        if not callable(progress):
+            raise TypeError(
+                f"`progress` must be a function taking one dict (e.g. emjax.print_progress), "
+                f"or None; got {progress!r}."
+            )
+        if mesh is not None:
+            raise ValueError("`progress` is not supported together with `mesh` yet.")
+        if any(is_traced(a) for a in jax.tree.leaves((data, weights, key, params0))):
+            raise ValueError(
+                "`progress` needs emjax.fit to be called outside jit/vmap/grad: the host "
+                "cannot follow a fit that is part of a larger traced program."
+            )
 
     batched = False
     if params0 is not None:
@@ -412,11 +438,20 @@ def fit(
             data, weights = _mesh.place_rows(data, weights, mesh, data_axis)
         model, solver, key, params0 = _mesh.release((model, solver, key, params0))
         mesh_options = dict(mesh=mesh, data_axis=data_axis, num_points=num_points)
-    solution = _fit_impl(
-        model, solver, data, weights, key, params0, batched, num_restarts,
-        jnp.asarray(max_steps, jnp.int32), capacity, rtol, atol, block_size, restart_batch_size,
-        adjoint, jnp.asarray(throw), **mesh_options,
-    )
+    if progress is not None:
+        rid = _progress.register(progress, num_restarts, _PROGRESS_INTERVAL)
+        mesh_options["progress"] = jnp.asarray(rid, jnp.int32)
+    try:
+        solution = _fit_impl(
+            model, solver, data, weights, key, params0, batched, num_restarts,
+            jnp.asarray(max_steps, jnp.int32), capacity, rtol, atol, block_size,
+            restart_batch_size, adjoint, jnp.asarray(throw), **mesh_options,
+        )
+        if progress is not None:
+            jax.block_until_ready(solution)  # every report is in before the final one
+    finally:
+        if progress is not None:
+            _progress.finish(rid)
     if mesh is not None:
         solution = _mesh.local_copy(solution)
     # Show the trace up to max_steps (the buffer is longer so that programs are shared).

@@ -11,6 +11,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from . import _progress
 from ._accumulate import Blocks
 from ._custom_types import Array, Float, Int, Params, PyTree
 from ._elbo import ELBO
@@ -52,8 +53,11 @@ def init_state(model, solver, blocks: Blocks, params0) -> LoopState:
     )
 
 
-def make_body(model, solver, blocks: Blocks, rtol, atol, max_steps):
+def make_body(model, solver, blocks: Blocks, rtol, atol, max_steps, progress=None):
     """One iteration: ``body(state) -> (state, elbo_value_at_state.params)``.
+
+    ``progress``: None, or the traced number of a host-side reporter (`emjax._progress`)
+    that receives each iteration's step, ELBO and status.
 
     The iteration evaluates the ELBO at ``θ_t`` (and computes ``θ_{t+1}``), then decides:
     converged (``|ΔELBO| <= atol + rtol·|ELBO|``), out of steps, or non-finite. A finished
@@ -82,12 +86,16 @@ def make_body(model, solver, blocks: Blocks, rtol, atol, max_steps):
         # Where to stand after this step: θ_{t+1} if going on; θ_t if stopping with a finite
         # ELBO; θ_{t-1} (with its ELBO) if θ_t itself is not finite.
         params = select(done, select(revert, s.prev_params, s.params), new_params)
+        step = jnp.where(done, jnp.where(revert, s.step - 1, s.step), s.step + 1)
+        if progress is not None:
+            step = step + _progress.report(progress, s.step, value, done,
+                                           done & (result == RESULTS.converged))
         new = LoopState(
             params=params,
             prev_params=s.params,
             elbo=select(finite, elbo, s.elbo),
             solver_state=new_solver_state,
-            step=jnp.where(done, jnp.where(revert, s.step - 1, s.step), s.step + 1),
+            step=step,
             result=result,
             done=done,
         )
@@ -96,7 +104,8 @@ def make_body(model, solver, blocks: Blocks, rtol, atol, max_steps):
     return body
 
 
-def run_while(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, capacity: int):
+def run_while(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, capacity: int,
+              progress=None):
     """The EM loop of one restart as a ``lax.while_loop``; under ``vmap`` a finished restart
     is frozen.
 
@@ -105,7 +114,7 @@ def run_while(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, cap
     Returns:
         ``(params, elbo, num_steps, result, trace)``.
     """
-    body = make_body(model, solver, blocks, rtol, atol, max_steps)
+    body = make_body(model, solver, blocks, rtol, atol, max_steps, progress)
     trace0 = jnp.full((capacity,), jnp.nan, blocks.weights.dtype)
 
     def loop_body(carry):
@@ -119,7 +128,8 @@ def run_while(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, cap
     return final.params, final.elbo, final.step, final.result, trace
 
 
-def run_scan(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, length: int):
+def run_scan(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, length: int,
+             progress=None):
     """The same loop as `run_while`, as a ``lax.scan`` of ``length`` iterations that
     reverse-mode differentiation can go through.
 
@@ -130,7 +140,7 @@ def run_scan(model, solver, blocks: Blocks, params0, rtol, atol, max_steps, leng
     iteration is computed and discarded), so the parameters are frozen exactly.
     ``length`` must be ``> max_steps`` for the loop to finish.
     """
-    body = make_body(model, solver, blocks, rtol, atol, max_steps)
+    body = make_body(model, solver, blocks, rtol, atol, max_steps, progress)
     dtype = blocks.weights.dtype
 
     def skip(s):
