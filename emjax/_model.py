@@ -79,6 +79,18 @@ class AbstractEMModel(eqx.Module):
         """
         return stats
 
+    def stats_from_params(self, params: Params, total_weight) -> Stats | None:
+        """Statistics of ``total_weight`` rows for which the M-step returns ``params``, or
+        None where the model has no such inverse (the default).
+
+        `emjax.OnlineEM` starts its running statistics ``s_0`` from them, so that a first
+        step size ``ρ_0 < 1`` blends the minibatch's statistics with ``params0`` (as online
+        LDA does) instead of ignoring ``params0``. Models whose global update is "prior +
+        statistics" have an exact inverse (`emjax.LatentDirichletAllocation`:
+        ``λ − η``); for the others ``s_0`` plays no part (the first ``ρ`` is then 1).
+        """
+        return None
+
     @property
     def has_closed_form_m_step(self) -> bool:
         """Whether ``m_step`` is the exact maximiser (`emjax.ClosedFormMStep` and

@@ -277,9 +277,12 @@ class OnlineEM(AbstractSolver):
 
     where ``ŝ_b(θ)`` are the minibatch's expected statistics under ``p(z | x, θ)`` and
     ``θ̄`` is the model's closed-form M-step. The step sizes default to
-    ``ρ_t = (t + offset)^{−decay}`` (Robbins–Monro for ``decay ∈ (1/2, 1]``); the first
-    update uses ``ρ = 1``, so the initial statistics play no part. For models whose global
-    update is "prior + statistics" (`emjax.BayesianGaussianMixture`,
+    ``ρ_t = (t + offset)^{−decay}`` (Robbins–Monro for ``decay ∈ (1/2, 1]``). The running
+    statistics start from ``s_0 = model.stats_from_params(θ_0)`` where the model defines
+    that inverse of its M-step (`emjax.LatentDirichletAllocation`: ``λ_0 − η``), so that a
+    first ``ρ_0 < 1`` (``offset > 1``) keeps part of ``θ_0``, as online LDA does; for the
+    other models the first update uses ``ρ = 1`` and ``s_0`` plays no part. For models
+    whose global update is "prior + statistics" (`emjax.BayesianGaussianMixture`,
     `emjax.LatentDirichletAllocation`) this is stochastic variational inference (Hoffman
     et al. 2013): the natural-gradient step on the global variational parameters.
 
@@ -310,6 +313,9 @@ class OnlineEM(AbstractSolver):
         average_after: ``None`` (no averaging) or the number of updates after which the
             iterates are averaged.
         burn_in: updates made before the first M-step (``>= 0``).
+        shuffle: True (default) for a new random order of the rows every pass; False for
+            the rows in their order, ``ceil(N / B)`` contiguous minibatches each pass (as
+            scikit-learn's online LDA does).
 
     Raises:
         TypeError: (from ``check_model``) for a model without a closed-form M-step.
@@ -336,6 +342,7 @@ class OnlineEM(AbstractSolver):
     decay: float = eqx.field(default=0.6, static=True)
     average_after: int | None = eqx.field(default=None, static=True)
     burn_in: int = eqx.field(default=0, static=True)
+    shuffle: bool = eqx.field(default=True, static=True)
     key: PRNGKeyArray | None = None
 
     tight_bound: ClassVar[bool] = False
@@ -356,6 +363,8 @@ class OnlineEM(AbstractSolver):
         if self.average_after is not None:
             check_positive_int(self.average_after, "average_after", minimum=0)
         check_positive_int(self.burn_in, "burn_in", minimum=0)
+        if not isinstance(self.shuffle, bool):
+            raise TypeError(f"`shuffle` must be True or False; got {self.shuffle!r}.")
 
     def with_key(self, key):
         return eqx.tree_at(lambda s: s.key, self, key, is_leaf=lambda x: x is None)
@@ -387,13 +396,19 @@ class OnlineEM(AbstractSolver):
         x, w = _take_rows(blocks, jnp.arange(1), jnp.array([True]))
         shape = jax.eval_shape(lambda: model.e_step(params, x, w)[0])
         stats = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shape)
-        return self.init_state(model, stats, params, self.key)
+        state = self.init_state(model, stats, params, self.key)
+        start = model.stats_from_params(params, blocks.total_weight())
+        if start is None:
+            return state
+        start = jax.tree.map(lambda a, like: jnp.asarray(a, like.dtype), start, stats)
+        return eqx.tree_at(lambda s: (s.stats, s.have_stats), state, (start, jnp.array(True)))
 
     def step(self, model, blocks, params, state):
         n = blocks.rows
         b = min(self.batch_size, n)
         key, sub = jax.random.split(state.key)
-        index, valid = _minibatch_index(jax.random.permutation(sub, n), b)
+        order = jax.random.permutation(sub, n) if self.shuffle else jnp.arange(n)
+        index, valid = _minibatch_index(order, b)
         dtype = blocks.weights.dtype
         elbo0 = jax.tree.map(lambda a: jnp.zeros((), dtype), ELBO.nan(dtype))
         prior = model.log_prior(params)

@@ -20,8 +20,8 @@ import sys
 import time
 import warnings
 
-CASES = ("gmm", "gmm_global", "kmeans", "squarem", "student_t", "hmm", "unrolled_grad",
-         "implicit_grad")
+CASES = ("gmm", "gmm_global", "kmeans", "squarem", "student_t", "hmm", "lda", "bgmm",
+         "unrolled_grad", "implicit_grad")
 
 
 def problem():
@@ -85,6 +85,14 @@ def run_case(case, mesh):
         seqs = rng.normal(size=(10, 40, 2)) + 3.0 * rng.integers(0, 2, size=(10, 40, 1))
         sol = emjax.fit(emjax.HiddenMarkovModel(2, emissions=emjax.GaussianEmissions()),
                         seqs, key=jax.random.key(3), max_steps=5, rtol=0.0, **kw)
+    elif case == "lda":  # the E-step's inner while_loop runs per device
+        rng = np.random.default_rng(4)
+        counts = rng.poisson(rng.dirichlet(np.full(30, 0.3), size=(101,)) * 40.0).astype(float)
+        sol = emjax.fit(emjax.LatentDirichletAllocation(3), counts, key=jax.random.key(4),
+                        max_steps=5, rtol=0.0, **kw)
+    elif case == "bgmm":
+        sol = emjax.fit(emjax.BayesianGaussianMixture(4), X, key=jax.random.key(5),
+                        sample_weight=w, **steps, **kw)
     elif case in ("unrolled_grad", "implicit_grad"):
         def loss(X):
             if case == "unrolled_grad":

@@ -126,17 +126,12 @@ def test_statistics_are_combined_by_psum_unless_addition_is_not_leafwise():
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_every_model_steps_on_a_mesh(case, request):
+def test_every_model_steps_on_a_mesh(case):
     """One solver step of every model of the contract suite, traced (not compiled) inside
     ``shard_map`` on a one-device mesh, as `emjax.fit(..., mesh=...)` runs it. Tracing is
     where shard_map checks that what must be the same on every device is (a loop carry
     that starts as a constant but varies with the data is an error there), so this finds
     model code that a multi-device fit would reject, at the cost of a trace."""
-    if str(case) == "lda":
-        request.applymarker(pytest.mark.xfail(
-            reason="LDA's E-step starts its while_loop carry γ from a constant; it must be "
-                   "shaped from the data (e.g. jnp.ones_like) to vary over devices",
-            strict=False))
     from emjax import _mesh
     from emjax._accumulate import make_blocks
 
@@ -176,7 +171,7 @@ def test_four_devices_other_solvers_models_and_gradients():
     """k-means (HardEM: farthest points gathered, log-likelihood by a final pass), SQUAREM,
     a gradient M-step (Student-t mixture), a hidden Markov model, and gradients through the
     fit (Unrolled adjoint) on 4 devices match one device."""
-    cases = ["kmeans", "squarem", "student_t", "hmm", "unrolled_grad"]
+    cases = ["kmeans", "squarem", "student_t", "hmm", "lda", "bgmm", "unrolled_grad"]
     results = run_workers(cases + ["implicit_grad"], devices=4, reference=True)[0]
     assert "adjoint=emjax.Unrolled()" in results["implicit_grad"]["mesh"]["refused"]
     for case in cases:

@@ -141,6 +141,28 @@ def test_online_matches_sklearn_online(X, _exact_digamma):
     np.testing.assert_allclose(sol.params.topic_word, sk.components_, rtol=1e-10)
 
 
+def test_online_minibatches_match_sklearn_online_fit(X, _exact_digamma):
+    """scikit-learn's own online fit (minibatches of 32 documents in order; its update count
+    starts at 1, so ρ_t = (10 + 1 + t)^−0.7 and its first ρ < 1 blends in the initial λ):
+    OnlineEM(shuffle=False, offset=11) from the same λ0 starts its running statistics at
+    λ0 − η (`stats_from_params`) and gives the same λ."""
+    M, V = X.shape
+    lam0 = _sklearn_init(V)
+    model = emjax.LatentDirichletAllocation(num_topics=K)
+    online = emjax.OnlineEM(batch_size=32, offset=11.0, decay=0.7, shuffle=False)
+    sol = _fit(model, X, lam0, 3, solver=online, key=jax.random.key(0))
+    sk = _ones_init(SkLDA(K, learning_method="online", batch_size=32, learning_offset=10.0,
+                          learning_decay=0.7, max_iter=3, random_state=0))
+    sk.fit(X)
+    np.testing.assert_allclose(sol.params.topic_word, sk.components_, rtol=1e-10)
+    # Without the initial statistics (ρ_0 = 1 would discard λ0) the answer differs.
+    assert not np.allclose(sol.params.topic_word, _fit(
+        model, X, lam0, 3, key=jax.random.key(0),
+        solver=emjax.OnlineEM(batch_size=32, offset=1.0, decay=0.7, shuffle=False),
+    ).params.topic_word, rtol=1e-3)
+
+
+@pytest.mark.slow
 def test_online_with_whole_corpus_and_unit_step_is_batch(X):
     """SVI with the whole corpus as the minibatch and ρ = 1 is batch variational EM."""
     lam0 = _sklearn_init(X.shape[1])

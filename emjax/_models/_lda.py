@@ -329,12 +329,15 @@ def _iterate_gamma(source, ids, alpha, counts, active, tol, max_iter: int, slots
         next_pos = next_pos + jnp.sum(finished, dtype=jnp.int32)
         return doc, gamma, sweeps, next_pos, out
 
+    # Every part of the carry is made from the data (`zero`), not from constants: inside a
+    # data-parallel fit (shard_map) the loop then varies over devices from its start.
+    zero = jnp.zeros_like(counts, shape=())
     carry = (
         jnp.where(positions < num_active, queue[positions], -1),
-        jnp.ones((S, K), dtype),
-        jnp.zeros((S,), jnp.int32),
-        jnp.asarray(S, jnp.int32),
-        jnp.ones((B, K), dtype),
+        jnp.ones((S, K), dtype) + zero,
+        jnp.zeros((S,), jnp.int32) + zero.astype(jnp.int32),
+        jnp.asarray(S, jnp.int32) + zero.astype(jnp.int32),
+        jnp.ones((B, K), dtype) + zero,
     )
     return jax.lax.while_loop(cond, body, carry)[4]
 
@@ -356,8 +359,9 @@ def _iterate_gamma_together(source, ids, alpha, counts, active, tol, max_iter: i
         new = jnp.where(done[:, None], gamma, new)
         return it + 1, new, done | (change < tol)
 
-    gamma0 = jnp.ones((B, K), counts.dtype)
-    _, gamma, _ = jax.lax.while_loop(cond, body, (jnp.array(0), gamma0, ~active))
+    zero = jnp.zeros_like(counts, shape=())  # see `_iterate_gamma`: a carry made from the data
+    gamma0 = jnp.ones((B, K), counts.dtype) + zero
+    _, gamma, _ = jax.lax.while_loop(cond, body, (zero.astype(jnp.int32), gamma0, ~active))
     return gamma
 
 
@@ -826,6 +830,21 @@ class LatentDirichletAllocation(AbstractEMModel):
             eta = _dirichlet_newton(params.topic_word_prior.astype(dtype),
                                     jnp.asarray(self.num_topics, dtype), s, V)
         return LDAParams(lam, alpha, eta)
+
+    def stats_from_params(self, params: LDAParams, total_weight) -> LDAStats:
+        r"""``topic_word = λ − η`` (so that the M-step gives back ``λ``), and the prior's
+        ``E[log θ_dk] = ψ(α_k) − ψ(Σ_j α_j)`` for each of ``total_weight`` documents.
+
+        With these as `emjax.OnlineEM`'s ``s_0``, its update
+        ``λ_t = η + (1 − ρ_t)(λ_{t−1} − η) + ρ_t (M/B) ŝ = (1 − ρ_t) λ_{t−1} + ρ_t λ̂`` is
+        online LDA's (Hoffman, Blei & Bach 2010) from the initial ``λ_0``.
+        """
+        lam = params.topic_word
+        dtype = lam.dtype
+        alpha = jnp.broadcast_to(params.doc_topic_prior.astype(dtype), (self.num_topics,))
+        num_docs = jnp.asarray(total_weight, dtype)
+        log_theta = num_docs * (digamma(alpha) - digamma(jnp.sum(alpha)))
+        return LDAStats(lam - self._eta(params, dtype), log_theta, num_docs)
 
     def log_prior(self, params: LDAParams) -> Float[Array, ""]:
         r"""``Σ_k E_q[log Dir(β_k | η)] − E_q[log Dir(β_k | λ_k)] = −KL(q(β) ‖ p(β))``,
