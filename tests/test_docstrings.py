@@ -15,8 +15,8 @@ MODULES = sorted(
 )
 
 
-# The two slowest modules' examples (many HMM compiles) run with -m slow (time budget).
-SLOW = {"emjax._models._emissions", "emjax._models._hmm"}
+# The slowest modules' examples (many HMM compiles) run with -m slow (time budget).
+SLOW = {"emjax._models._emissions", "emjax._models._hmm", "emjax.sklearn._hmm"}
 
 
 @pytest.mark.parametrize(

@@ -278,6 +278,24 @@ def test_bad_counts_are_refused_before_compute(bad, message):
         emjax.fit(_model(), corpus, key=jax.random.key(0))
 
 
+def test_real_valued_counts_need_integer_counts_false(X, _exact_digamma):
+    """tf-idf-like weights: refused by default (a likely mistake), accepted on request, and
+    then transformed as scikit-learn transforms them (the updates never assume integers)."""
+    model = emjax.LatentDirichletAllocation(num_topics=K)
+    frac = X * 0.37
+    with pytest.raises(ValueError, match="integer_counts=False"):
+        model.check_data(frac)
+    real = emjax.LatentDirichletAllocation(num_topics=K, integer_counts=False)
+    lam0 = _sklearn_init(X.shape[1])
+    sk = SkLDA(K, random_state=0)
+    sk._init_latent_vars(X.shape[1], np.float64)
+    sk.components_, sk.exp_dirichlet_component_ = lam0, np.exp(_exact_2d(lam0))
+    got = real.transform(real.make_params(topic_word=lam0), frac)
+    np.testing.assert_allclose(got, sk.transform(frac), rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="non-negative"):
+        real.check_data(-frac)
+
+
 def test_bad_shapes_and_vocabulary_mismatch():
     model = _model()
     with pytest.raises(ValueError, match=r"`counts` must be a 2-D"):

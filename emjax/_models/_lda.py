@@ -118,7 +118,7 @@ class SparseCounts(eqx.Module):
         return jnp.zeros((M, self.num_words), self.counts.dtype).at[rows, self.ids].add(self.counts)
 
 
-def _check_counts_values(values: np.ndarray, name: str) -> None:
+def _check_counts_values(values: np.ndarray, name: str, integer: bool = True) -> None:
     if (values < 0).any():
         bad = np.argwhere(values < 0)[0]
         raise ValueError(
@@ -126,15 +126,16 @@ def _check_counts_values(values: np.ndarray, name: str) -> None:
             f"{tuple(int(i) for i in bad)}."
         )
     frac = values != np.round(values)
-    if frac.any():
+    if integer and frac.any():
         bad = np.argwhere(frac)[0]
         raise ValueError(
             f"`{name}` must hold integer word counts; got {values[tuple(bad)]} at index "
-            f"{tuple(int(i) for i in bad)}. (Weight whole documents with `sample_weight`.)"
+            f"{tuple(int(i) for i in bad)}. (Weight whole documents with `sample_weight`, or "
+            "build the model with integer_counts=False for real-valued counts such as tf-idf.)"
         )
 
 
-def _check_dense(counts, name: str = "counts"):
+def _check_dense(counts, name: str = "counts", integer: bool = True):
     counts = as_float_array(counts, name)
     if counts.ndim != 2:
         raise ValueError(
@@ -146,11 +147,11 @@ def _check_dense(counts, name: str = "counts"):
                          f"{tuple(counts.shape)}.")
     if not is_traced(counts):
         check_finite(counts, name)
-        _check_counts_values(np.asarray(counts), name)
+        _check_counts_values(np.asarray(counts), name, integer)
     return counts
 
 
-def _check_sparse(data: SparseCounts) -> SparseCounts:
+def _check_sparse(data: SparseCounts, integer: bool = True) -> SparseCounts:
     V = data.num_words
     if isinstance(V, bool) or not isinstance(V, (int, np.integer)) or V < 1:
         raise ValueError(f"`num_words` of SparseCounts must be a positive integer; got {V!r}.")
@@ -166,7 +167,7 @@ def _check_sparse(data: SparseCounts) -> SparseCounts:
     if not (is_traced(ids) or is_traced(counts)):
         check_finite(counts, "counts")
         c = np.asarray(counts)
-        _check_counts_values(c, "counts")
+        _check_counts_values(c, "counts", integer)
         i = np.asarray(ids)
         used = c > 0
         out = used & ((i < 0) | (i >= V))
@@ -516,6 +517,9 @@ class LatentDirichletAllocation(AbstractEMModel):
         learn_doc_topic_prior: estimate ``α`` in the M-step (default False; a scalar
             ``doc_topic_prior`` gives a symmetric estimate, a ``(K,)`` one an asymmetric).
         learn_topic_word_prior: estimate the scalar ``η`` in the M-step (default False).
+        integer_counts: True (default): counts must be whole numbers, and a fractional
+            value is refused as a likely mistake; False: any non-negative real values
+            (e.g. tf-idf weights), as scikit-learn accepts. The updates are the same.
 
     Raises:
         ValueError: ``num_topics < 1``, a prior or tolerance that is not positive and
@@ -549,6 +553,7 @@ class LatentDirichletAllocation(AbstractEMModel):
     max_doc_update_iter: int = eqx.field(static=True)
     learn_doc_topic_prior: bool = eqx.field(static=True)
     learn_topic_word_prior: bool = eqx.field(static=True)
+    integer_counts: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -560,6 +565,7 @@ class LatentDirichletAllocation(AbstractEMModel):
         mean_change_tol=1e-3,
         learn_doc_topic_prior: bool = False,
         learn_topic_word_prior: bool = False,
+        integer_counts: bool = True,
     ):
         K = check_positive_int(num_topics, "num_topics")
         self.num_topics = K
@@ -572,11 +578,13 @@ class LatentDirichletAllocation(AbstractEMModel):
         self.max_doc_update_iter = check_positive_int(max_doc_update_iter, "max_doc_update_iter")
         self.mean_change_tol = check_positive_scalar(mean_change_tol, "mean_change_tol")
         for name, value in (("learn_doc_topic_prior", learn_doc_topic_prior),
-                            ("learn_topic_word_prior", learn_topic_word_prior)):
+                            ("learn_topic_word_prior", learn_topic_word_prior),
+                            ("integer_counts", integer_counts)):
             if not isinstance(value, bool):
                 raise TypeError(f"`{name}` must be True or False; got {value!r}.")
         self.learn_doc_topic_prior = learn_doc_topic_prior
         self.learn_topic_word_prior = learn_topic_word_prior
+        self.integer_counts = integer_counts
 
     # ------------------------------------------------------------------ priors in use
     def _alpha(self, params: LDAParams, dtype):
@@ -603,8 +611,8 @@ class LatentDirichletAllocation(AbstractEMModel):
 
     def check_data(self, data):
         if isinstance(data, SparseCounts):
-            return _check_sparse(data)
-        return _check_dense(data)
+            return _check_sparse(data, self.integer_counts)
+        return _check_dense(data, integer=self.integer_counts)
 
     def check_input(self, params: LDAParams, data):
         """Validate counts passed to a fitted-model method; return them in the parameters'
