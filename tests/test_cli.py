@@ -174,28 +174,6 @@ def test_failed_cell_is_reported_and_left_out(monkeypatch, tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []  # --no-plot writes nothing
 
 
-@pytest.mark.parametrize("ct", COVARIANCE_TYPES)
-def test_full_covariances_for_plotting(ct):
-    K, D = 3, 2
-    cov = {"full": np.stack([np.diag([k + 1.0, 2.0]) for k in range(K)]),
-           "diag": np.array([[1.0, 2.0], [2.0, 2.0], [3.0, 2.0]]),
-           "spherical": np.array([1.0, 2.0, 3.0]),
-           "tied": np.array([[2.0, 0.5], [0.5, 1.0]])}[ct]
-    full = cli._full_covariances(ct, cov, K, D)
-    assert full.shape == (K, D, D)
-    for k in range(K):
-        np.testing.assert_allclose(full[k], full[k].T)
-        assert np.all(np.linalg.eigvalsh(full[k]) > 0)
-    if ct == "tied":
-        np.testing.assert_allclose(full, np.broadcast_to(cov, (K, D, D)))
-    elif ct == "spherical":
-        np.testing.assert_allclose(np.diagonal(full, axis1=1, axis2=2), np.repeat(cov[:, None], D, 1))
-    elif ct == "diag":
-        np.testing.assert_allclose(np.diagonal(full, axis1=1, axis2=2), cov)
-    else:
-        np.testing.assert_allclose(full, cov)
-
-
 def test_without_matplotlib_prints_install_hint(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(
         cli, "_fit_cell", lambda X, key, K, ct, r, m: _fake_cell(K, ct, X, key, r, m)
@@ -225,3 +203,282 @@ def test_main_restores_the_callers_jax_config(monkeypatch, tmp_path):
     monkeypatch.setattr(cli, "_run_demo", command)
     assert cli.main(["demo"]) == 0
     assert {n: getattr(jax.config, n) for n in names} == before
+
+
+# ---------------------------------------------------------------------------------------
+# emjax fit / predict / select, and the data readers behind them.
+
+from emjax._io import _read_table, load, save  # noqa: E402
+
+FAITHFUL = REPO_ROOT / "emjax" / "datasets" / "old_faithful.csv"
+
+
+def _cache_args() -> list[str]:
+    """The test suite's compile cache for subprocesses (see conftest.py)."""
+    if os.environ.get("EMJAX_TEST_NO_CACHE"):
+        return ["--no-cache"]
+    return ["--cache-dir", str(Path.home() / ".cache" / "emjax-tests" / "jax")]
+
+
+@pytest.fixture
+def faithful(tmp_path):
+    path = tmp_path / "faithful.csv"
+    path.write_bytes(FAITHFUL.read_bytes())
+    return path
+
+
+def _csv(text: str):
+    lines = text.strip().splitlines()
+    return lines[0].split(","), np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+
+
+def test_fit_then_predict_agrees_with_the_python_api(faithful, tmp_path, capsys):
+    out = tmp_path / "gmm.npz"
+    proc = run_emjax("fit", str(faithful), "--model", "gmm", "--components", "2",
+                     "--restarts", "2", "--max-steps", "30", "--output", str(out),
+                     *_cache_args(), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no progress lines when stderr is not a terminal
+    text = proc.stdout
+    assert "272 rows x 2 columns; columns used (from the header row): eruptions, waiting" in text
+    row = next(line for line in text.splitlines() if line.startswith("gmm "))
+    _, K, loglik, elbo, bic, steps, converged, _ = row.split()
+    assert K == "2" and converged.endswith("/2")
+    assert "Components in order of mean eruptions" in text
+    assert f"Model saved to {out}" in text
+
+    model, params, header = load(out, return_metadata=True)
+    X = np.loadtxt(faithful, delimiter=",", skiprows=1)
+    assert isinstance(model, emjax.GaussianMixture) and model.covariance_type == "full"
+    assert header["dtype"] == "float64"
+    meta = header["metadata"]
+    assert meta["columns"] == ["eruptions", "waiting"] and meta["num_rows"] == 272
+    # The printed log-likelihood and BIC are those of the saved parameters.
+    assert float(loglik) == pytest.approx(float(model.log_likelihood(params, X)), abs=1e-3)
+    assert float(bic) == pytest.approx(float(model.bic(params, X)), abs=1e-2)
+    assert meta["log_likelihood"] == pytest.approx(float(loglik), abs=1e-3)
+    # Two components on Old Faithful: scikit-learn's optimum (n_init=50, float64).
+    assert float(loglik) == pytest.approx(-1130.264, abs=0.01)
+
+    # `emjax predict` in-process (the subprocess costs a JAX import; the slow tests run it).
+    proba_csv = tmp_path / "proba.csv"
+    assert cli.main(["predict", str(out), str(faithful), "--no-cache"]) == 0
+    names, labels = _csv(capsys.readouterr().out)
+    assert names == ["label"]
+    np.testing.assert_array_equal(labels[:, 0], np.asarray(model.predict(params, X)))
+
+    assert cli.main(["predict", str(out), str(faithful), "--proba", "--output", str(proba_csv),
+                     "--no-cache"]) == 0
+    names, proba = _csv(proba_csv.read_text())
+    assert names == ["prob_0", "prob_1"]
+    np.testing.assert_allclose(proba, np.asarray(model.predict_proba(params, X)), rtol=1e-7,
+                               atol=1e-12)
+
+
+def _saved_gmm(tmp_path, columns=("eruptions", "waiting")):
+    gmm = emjax.GaussianMixture(2, "diag")
+    params = gmm.make_params(weights=[0.4, 0.6], means=[[2.0, 55.0], [4.3, 80.0]],
+                             covariances=[[0.1, 30.0], [0.2, 35.0]])
+    return save(tmp_path / "saved.npz", gmm, params,
+                metadata={"columns": list(columns), "has_header": True})
+
+
+def _write(path: Path, content) -> str:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return str(path)
+
+
+def test_command_errors_are_one_line(tmp_path, capsys):
+    """Each error a user can act on: exit code 1, one line naming the problem (in-process,
+    before any compute)."""
+    saved = str(_saved_gmm(tmp_path))
+    text = _write(tmp_path / "text.csv", "a,name,b\n1,x,2\n3,y,4\n")
+    nan = _write(tmp_path / "nan.csv", "a,b\n1,2\nNA,4\n5,\n7,8\n")
+    binary = _write(tmp_path / "bin.csv", b"\x00\x01\xff\xfe\x00")
+    three = _write(tmp_path / "three.csv", "1,2,3\n4,5,6\n")
+    ragged = _write(tmp_path / "ragged.csv", "a,b\n1,2\n3\n")
+    not_npz = _write(tmp_path / "params.npz", "not an archive")
+    other = tmp_path / "other.npz"
+    np.savez(other, weights=np.ones(2))
+    good = _write(tmp_path / "good.csv", "eruptions,waiting\n3.6,79\n1.8,54\n")
+    cases = [
+        (["fit", str(tmp_path / "missing.csv")], "data file", "missing.csv' does not exist"),
+        (["fit", text], "column 'name'", "line 2 has 'x'"),
+        (["fit", nan], "2 row(s): line 3 (a); line 4 (b)", "remove or impute"),
+        (["fit", binary], "cannot read", "not UTF-8"),
+        (["fit", ragged], "line 3: 1 field(s)", "header has 2"),
+        (["fit", text, "--columns", "a,zz"], "no column 'zz'", "'a', 'name', 'b'"),
+        (["fit", str(tmp_path)], "is a directory", "--model lda"),
+        (["fit", good, "--model", "kmeans", "--covariance-type", "diag"],
+         "--covariance-type does not apply", "kmeans"),
+        (["fit", good, "--model", "gmm", "--lengths", "1,1"], "--lengths", "hmm"),
+        (["fit", good, "--output", str(tmp_path / "no" / "x.npz")], "--output", "does not exist"),
+        (["predict", not_npz, good], "params.npz is not an emjax model file", "not a .npz"),
+        (["predict", str(other), good], "other.npz is not an emjax model file", "__emjax__"),
+        (["predict", str(tmp_path / "none.npz"), good], "PARAMS file", "does not exist"),
+        (["predict", saved, three], "three.csv has 3 column(s)", "fitted to 2 (eruptions, waiting)"),
+        (["predict", saved, nan], "missing, NaN or infinite", "line 3 (a)"),
+        (["predict", saved, good, "--lengths", "2"], "--lengths", "hidden Markov"),
+    ]
+    for args, *needles in cases:
+        code = cli.main([*args, "--no-cache"])
+        err = capsys.readouterr().err
+        assert code == 1, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("emjax: error:"), (args, err)
+        assert "Traceback" not in err
+        for needle in needles:
+            assert needle in lines[0], (args, lines[0])
+
+    assert cli.main(["fit", good, "--model", "foo"]) == 2  # argparse: invalid choice
+    err = capsys.readouterr().err
+    assert "invalid choice: 'foo'" in err and "gmm" in err
+    assert cli.main(["--traceback", "fit", text, "--no-cache"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_predict_picks_the_saved_columns_by_name(tmp_path, capsys):
+    saved = str(_saved_gmm(tmp_path))
+    # Extra and reordered columns: the saved names choose and order them.
+    data = _write(tmp_path / "wide.csv", "id,waiting,eruptions\n1,79,3.6\n2,54,1.8\n")
+    assert cli.main(["predict", saved, data, "--no-cache"]) == 0
+    names, labels = _csv(capsys.readouterr().out)
+    assert names == ["label"] and labels[:, 0].tolist() == [1, 0]
+
+
+def test_read_table_formats(tmp_path):
+    t = _read_table(_write(tmp_path / "a.csv", "1.5,2\n3,4e1\n"))
+    assert not t.has_header and t.columns == ("column 1", "column 2")
+    np.testing.assert_array_equal(t.values, [[1.5, 2.0], [3.0, 40.0]])
+    t = _read_table(_write(tmp_path / "b.csv", '"x";"y"\n# comment\n1;2\n\n3;4\n'))
+    assert t.has_header and t.columns == ("x", "y") and t.lines == (3, 5)
+    t = _read_table(_write(tmp_path / "c.tsv", "x\ty\tz\n1\t2\t3\n"), columns=["3", "x"])
+    assert t.columns == ("z", "x") and t.values.tolist() == [[3.0, 1.0]]
+    np.save(tmp_path / "d.npy", np.arange(4))
+    t = _read_table(tmp_path / "d.npy")
+    assert t.values.shape == (4, 1) and t.kind == "npy"
+    np.save(tmp_path / "e.npy", np.array([[1.0, np.nan], [2.0, 3.0]]))
+    with pytest.raises(ValueError, match=r"1 row\(s\): row 0 \(column 2\)"):
+        _read_table(tmp_path / "e.npy")
+    # A first row with a word where the next row has a number is a header.
+    t = _read_table(_write(tmp_path / "f.csv", "width,2\n1,2\n"))
+    assert t.has_header and t.columns == ("width", "2")
+
+
+def test_progress_only_on_a_terminal(monkeypatch, capsys):
+    args = SimpleNamespace(quiet=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert cli._fit_options(args, "x") == {}
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    options = cli._fit_options(args, "emjax fit gmm")
+    assert cli._fit_options(SimpleNamespace(quiet=True), "x") == {}
+    assert set(options) == {"progress"}
+    options["progress"]({"step": 40, "elbo": -1130.26, "num_converged": 3, "num_restarts": 8,
+                         "elapsed": 2.04, "final": True})
+    err = capsys.readouterr().err
+    assert err.endswith("emjax fit gmm: step 40, ELBO -1130.26, 3/8 restarts converged, 2.0 s\n")
+
+
+# ------------------------------------------------------------------ slow: every model, select
+def _fit_and_predict(tmp_path, data, model, *extra_fit, extra_predict=(), proba=False):
+    out = tmp_path / f"{model}.npz"
+    png = tmp_path / f"{model}.png"
+    proc = run_emjax("fit", str(data), "--model", model, "--restarts", "2", "--max-steps", "40",
+                     "--output", str(out), *extra_fit, *_cache_args(),
+                     *(["--plot", str(png)] if HAVE_MATPLOTLIB else []), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    if HAVE_MATPLOTLIB:
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    pred = run_emjax("predict", str(out), str(data), *extra_predict,
+                     *(["--proba"] if proba else []), *_cache_args(), cwd=tmp_path)
+    assert pred.returncode == 0, pred.stderr
+    return proc.stdout, pred.stdout, out
+
+
+@pytest.mark.slow
+def test_fit_kmeans_hmm_bgmm(faithful, tmp_path):
+    X = np.loadtxt(faithful, delimiter=",", skiprows=1)
+    out, pred, path = _fit_and_predict(tmp_path, faithful, "kmeans")
+    assert "Inertia" in out and "cluster 0:" in out
+    model, params = load(path)
+    np.testing.assert_array_equal(_csv(pred)[1][:, 0], np.asarray(model.predict(params, X)))
+    # k-means on Old Faithful: scikit-learn's inertia (n_init=10).
+    assert float(model.inertia(params, X)) == pytest.approx(8901.77, abs=0.05)
+
+    out, pred, path = _fit_and_predict(tmp_path, faithful, "hmm", "--lengths", "100,172",
+                                       extra_predict=("--lengths", "100,172"))
+    assert "transition matrix" in out
+    model, params = load(path)
+    names, states = _csv(pred)
+    assert names == ["state"]
+    np.testing.assert_array_equal(
+        states[:, 0], np.asarray(model.predict(params, (X, np.array([100, 172])))))
+
+    out, pred, path = _fit_and_predict(tmp_path, faithful, "bgmm", "-k", "4",
+                                       "--covariance-type", "diag", proba=True)
+    assert "expected weight" in out
+    model, params = load(path)
+    np.testing.assert_allclose(_csv(pred)[1], np.asarray(model.predict_proba(params, X)),
+                               rtol=1e-7, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_fit_lda_on_a_folder_of_documents(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    fruit, cars = "apple banana cherry juice".split(), "engine wheel road motor".split()
+    rng = np.random.default_rng(0)
+    for d in range(10):
+        words = rng.choice(fruit if d % 2 else cars, 25)
+        (docs / f"d{d}.txt").write_text(" ".join(w.upper() if i % 3 == 0 else w
+                                                 for i, w in enumerate(words)) + ", 2024!")
+    out, pred, path = _fit_and_predict(tmp_path, docs, "lda", "-k", "2")
+    assert "10 documents, a vocabulary of 8 words" in out
+    model, params, header = load(path, return_metadata=True)
+    assert header["metadata"]["vocabulary"] == sorted(fruit + cars)
+    lines = pred.strip().splitlines()
+    assert lines[0] == "document,topic_0,topic_1" and lines[1].startswith("d0.txt,")
+    theta = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]])
+    np.testing.assert_allclose(theta.sum(axis=1), 1.0, rtol=1e-6)
+    # The two kinds of document get different topics.
+    topic = theta.argmax(axis=1)
+    assert len(set(topic[0::2])) == 1 and len(set(topic[1::2])) == 1 and topic[0] != topic[1]
+
+
+@pytest.mark.slow
+def test_fit_matches_emjax_fit(faithful, tmp_path):
+    import jax
+
+    out = tmp_path / "m.npz"
+    proc = run_emjax("fit", str(faithful), "-k", "3", "--covariance-type", "tied", "--restarts",
+                     "3", "--max-steps", "50", "--seed", "7", "--output", str(out), *_cache_args())
+    assert proc.returncode == 0, proc.stderr
+    _, params = load(out)
+    X = emjax.datasets.load_old_faithful()
+    sol = emjax.fit(emjax.GaussianMixture(3, "tied"), X, key=jax.random.key(7), num_restarts=3,
+                    max_steps=50)
+    np.testing.assert_allclose(np.asarray(params.means), np.asarray(sol.params.means), rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_select_command(faithful, tmp_path):
+    best = tmp_path / "best.npz"
+    png = tmp_path / "bic.png"
+    proc = run_emjax("select", str(faithful), "--max-components", "3", "--covariance-types",
+                     "full,tied", "--restarts", "4", "--output", str(best),
+                     *(["--plot", str(png)] if HAVE_MATPLOTLIB else []), *_cache_args(),
+                     cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Chosen by BIC: K=3, covariance_type='tied'" in proc.stdout
+    model, params, header = load(best, return_metadata=True)
+    assert model.num_components == 3 and model.covariance_type == "tied"
+    assert header["metadata"]["bic"] == pytest.approx(2314.3, abs=0.5)
+    if HAVE_MATPLOTLIB:
+        assert png.read_bytes().startswith(PNG_MAGIC)
+    pred = run_emjax("predict", str(best), str(faithful), *_cache_args())
+    assert pred.returncode == 0, pred.stderr
+    X = emjax.datasets.load_old_faithful()
+    np.testing.assert_array_equal(_csv(pred.stdout)[1][:, 0], np.asarray(model.predict(params, X)))
