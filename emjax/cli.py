@@ -1026,8 +1026,8 @@ def _write_csv(header_row: list[str], rows: list[list[str]], output: Path | None
 
 # ------------------------------------------------------------------- select
 def _run_select(args: argparse.Namespace) -> int:
-    from ._select import select
     from ._io import save
+    from ._select import select
 
     output = _check_output(args.output, "--output")
     plot = _check_plot(args.plot)
