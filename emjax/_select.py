@@ -7,6 +7,7 @@ import concurrent.futures
 import dataclasses
 import math
 import os
+import time
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -371,6 +372,7 @@ def select(
     init: str = "kmeans++",
     restart_batch_size: int | None = None,
     max_workers: int | None = None,
+    progress=None,
 ) -> Selection:
     r"""Fit Gaussian mixtures over a grid of component counts and covariance types and choose
     one by BIC or ICL, like R's mclust (``Mclust(data)``, Fraley & Raftery 2002).
@@ -430,6 +432,10 @@ def select(
         restart_batch_size: passed to `emjax.fit` to bound memory with many restarts.
         max_workers: how many cells to fit at a time (threads); default: the number of CPU
             cores, at most the number of cells.
+        progress: None, or a function ``progress(info)`` called (from the calling thread)
+            after each cell, with ``info`` a dict: ``done`` and ``num_cells`` (cells
+            finished and in all), ``row`` (the finished cell's `SelectionRow`) and
+            ``elapsed`` (seconds since the call).
 
     Returns:
         A `Selection`: ``rows``, the ``bic`` and ``icl`` grids, ``best`` (with its
@@ -482,6 +488,8 @@ def select(
         restart_batch_size = check_positive_int(restart_batch_size, "restart_batch_size")
     if max_workers is not None:
         max_workers = check_positive_int(max_workers, "max_workers")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"`progress` must be a function taking one dict, or None; got {progress!r}.")
     weights = None
     if sample_weight is not None:
         weights = check_sample_weight(sample_weight, X.shape[0], X.dtype)
@@ -497,12 +505,26 @@ def select(
     run = lambda cell: _fit_cell(X, weights, total_weight, key, *cell, options)  # noqa: E731
     # Convergence is reported per cell; the warnings filter is process-wide, so it is set
     # once here rather than in the worker threads.
+    start = time.perf_counter()
+
+    def report(done, row):
+        if progress is not None:
+            progress({"done": done, "num_cells": len(grid), "row": row,
+                      "elapsed": time.perf_counter() - start})
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         if workers == 1:
-            rows = [run(cell) for cell in grid]
+            rows = []
+            for cell in grid:
+                rows.append(run(cell))
+                report(len(rows), rows[-1])
         else:
             with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-                rows = list(pool.map(run, grid))
+                futures = {pool.submit(run, cell): i for i, cell in enumerate(grid)}
+                rows = [None] * len(grid)
+                for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+                    rows[futures[future]] = future.result()
+                    report(done, rows[futures[future]])
     return Selection(rows, components, covariance_types, criterion, total_weight, X.shape[1],
                      num_restarts)

@@ -658,12 +658,19 @@ def _show_progress(args) -> bool:
 
 
 def _fit_options(args, label: str) -> dict:
-    """``progress=`` for `emjax.fit` when it takes one (and stderr is a terminal)."""
-    import inspect
+    """``progress=`` for `emjax.fit` when stderr is a terminal."""
+    return {"progress": _ProgressLine(label)} if _show_progress(args) else {}
 
-    if _show_progress(args) and "progress" in inspect.signature(emjax.fit).parameters:
-        return {"progress": _ProgressLine(label)}
-    return {}
+
+def _select_progress(info: dict) -> None:
+    """`emjax.select`'s ``progress`` callback: one line per finished cell, rewritten in place."""
+    row = info["row"]
+    outcome = f"BIC {row.bic:.2f}" if row.error is None else "failed"
+    line = (f"emjax select: {info['done']}/{info['num_cells']} fits done "
+            f"(K={row.components} {row.covariance_type}: {outcome}), {info['elapsed']:.1f} s")
+    end = "\n" if info["done"] == info["num_cells"] else ""
+    sys.stderr.write("\r\x1b[K" + line + end)
+    sys.stderr.flush()
 
 
 # ------------------------------------------------------------------- fit
@@ -1037,14 +1044,13 @@ def _run_select(args: argparse.Namespace) -> int:
     data_path = Path(args.data).expanduser()
     print(f"{data_path}: {X.shape[0]} rows x {X.shape[1]} columns; {_column_note(table)}.")
     cells = args.max_components * len(args.covariance_types)
-    if _show_progress(args):
-        print(f"emjax select: fitting {cells} Gaussian mixtures ...", file=sys.stderr, flush=True)
     start = time.perf_counter()
     try:
         sel = select(X, components=range(1, args.max_components + 1),
                      covariance_types=args.covariance_types, num_restarts=args.restarts,
                      key=jax.random.key(args.seed), criterion=args.criterion,
-                     max_steps=args.max_steps, rtol=args.tol)
+                     max_steps=args.max_steps, rtol=args.tol,
+                     progress=_select_progress if _show_progress(args) else None)
     except (TypeError, ValueError) as e:
         raise _CommandError(f"cannot select on {data_path}: {_one_line(e)}") from None
     seconds = time.perf_counter() - start

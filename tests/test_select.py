@@ -41,7 +41,12 @@ GRID = dict(components=(2,), covariance_types=("spherical", "tied"), num_restart
 def small_grid(faithful):
     """K = 2, spherical and tied (two compiled fits; the other cells reuse their programs),
     fitted twice. Every cell of the full grid is checked under -m slow."""
-    return select(faithful, **GRID), select(faithful, **GRID)
+    seen = []
+    first = select(faithful, **GRID, progress=seen.append)
+    assert [i["done"] for i in seen] == list(range(1, len(first.rows) + 1))
+    assert {id(i["row"]) for i in seen} == {id(r) for r in first.rows}
+    assert all(i["num_cells"] == len(first.rows) for i in seen)
+    return first, select(faithful, **GRID)
 
 
 def _check_against_sklearn(sel, X, w=None):
