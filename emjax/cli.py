@@ -312,12 +312,11 @@ def _gaussian_lines(weights, means, cov, ct: str, names, unit: str = "component"
     means = np.asarray(means, dtype=np.float64)
     cov = np.asarray(cov, dtype=np.float64)
     order = np.argsort(means[:, 0], kind="stable")  # show components by their first mean
-    lines = [f"{unit.capitalize()}s in order of mean {names[0]}; columns are "
-             f"({', '.join(names)})."]
-    for rank, k in enumerate(order, start=1):
+    lines = [f"{unit.capitalize()}s in order of mean {names[0]}, numbered as `emjax predict` "
+             f"labels them; columns are ({', '.join(names)})."]
+    for k in order:
         weight = "" if weights is None else f": weight {_fmt(np.asarray(weights)[k])}"
-        number = rank if unit == "component" else k
-        lines.append(f"  {unit} {number}{weight}")
+        lines.append(f"  {unit} {k}{weight}")
         lines.append(f"    mean        {_array_str(means[k])}")
         if ct == "full":
             lines.append(f"    covariance  {_array_str(cov[k], prefix='    covariance  ')}")

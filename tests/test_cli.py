@@ -266,6 +266,11 @@ def test_fit_then_predict_agrees_with_the_python_api(faithful, tmp_path, capsys)
     names, labels = _csv(capsys.readouterr().out)
     assert names == ["label"]
     np.testing.assert_array_equal(labels[:, 0], np.asarray(model.predict(params, X)))
+    # The printout numbers each component by the label `predict` gives it.
+    printed = [int(line.split()[1].rstrip(":")) for line in text.splitlines()
+               if line.startswith("  component ")]
+    means = np.asarray(params.means)
+    assert printed == list(np.argsort(means[:, 0]))
 
     assert cli.main(["predict", str(out), str(faithful), "--proba", "--output", str(proba_csv),
                      "--no-cache"]) == 0
