@@ -130,6 +130,7 @@ def test_implicit_log_likelihood_gradient_obeys_the_envelope_theorem(X):
     np.testing.assert_allclose(g, partial, rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.slow  # suite time budget; runs with -m slow
 def test_unrolled_done_mask_is_exact_alone_and_under_vmap(X):
     """A restart that stops early has the gradient of the steps it took: the same as a fit
     stopped there by max_steps, whether it runs alone (skipped iterations) or batched with
@@ -186,6 +187,7 @@ def test_unrolled_supports_forward_mode(X):
     assert _rel(tangent, jnp.vdot(g, d)) <= 1e-9
 
 
+@pytest.mark.slow  # suite time budget; runs with -m slow
 def test_implicit_refuses_a_fit_that_did_not_converge(X):
     model = CASES[1].model
 
@@ -216,6 +218,7 @@ def test_gradient_under_jit_and_vmap_over_datasets(X):
                                    rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.slow  # suite time budget; runs with -m slow
 def test_float32_gradients_are_finite_and_close_to_float64(X):
     case = CASES[1]
     params0 = _params0(case, X)
@@ -255,6 +258,7 @@ def test_unrolled_gradient_memory_does_not_grow_with_steps():
     assert m256 <= 1.5 * m16, (m16, m256)
 
 
+@pytest.mark.slow  # suite time budget; runs with -m slow
 def test_implicit_through_a_gradient_m_step_matches_the_closed_form_fixed_point(X):
     """GEM with L-BFGS partial M-steps converges to the closed-form EM optimum (reg_covar = 0,
     both maximum likelihood); the implicit gradient of the GEM fit (stationarity of ℓ in the
@@ -273,6 +277,7 @@ def test_implicit_through_a_gradient_m_step_matches_the_closed_form_fixed_point(
     np.testing.assert_allclose(g_gem, g_closed, rtol=1e-6, atol=1e-7 * float(jnp.abs(g_closed).max()))
 
 
+@pytest.mark.slow  # suite time budget; runs with -m slow
 def test_unrolled_through_a_gradient_m_step_matches_finite_differences(X):
     """Reverse mode through EM iterations whose M-step is itself a loop of Adam steps."""
     optax = pytest.importorskip("optax")

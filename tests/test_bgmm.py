@@ -277,6 +277,7 @@ def test_predictive_density_integrates_to_one_and_bounds_log_prob(weight_prior):
 # ----------------------------------------------------------------------------- behaviour
 
 
+@pytest.mark.slow  # suite time budget; runs with -m slow
 def test_old_faithful_prunes_to_two_components_in_float32_and_float64():
     """The stick-breaking prior empties the components the data do not need; the ELBO never
     decreases; float32 on offset data (waiting times around 70) has no NaN and agrees."""

@@ -12,12 +12,12 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import re
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -63,15 +63,23 @@ def _resolve(path: str):
     return _MISSING
 
 
+def _exported_names() -> list[str]:
+    """The names ``emjax/__init__.py`` re-exports (``from ... import x as x``), read from its
+    source: ``dir(emjax)`` would also list submodules that other tests happened to import
+    (``emjax.cli``), which depends on the order the tests run in."""
+    tree = ast.parse(Path(emjax.__file__).read_text(encoding="utf-8"))
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            names += [a.asname for a in node.names if a.asname and not a.asname.startswith("_")]
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets
+                      if isinstance(t, ast.Name) and not t.id.startswith("_")]
+    return names
+
+
 def _public_names() -> set[str]:
-    names = set()
-    for name in dir(emjax):
-        if name.startswith("_"):
-            continue
-        value = getattr(emjax, name)
-        if isinstance(value, types.ModuleType) and not value.__name__.startswith("emjax."):
-            continue  # a third-party module bound in the namespace, not a public name
-        names.add(f"emjax.{name}")
+    names = {f"emjax.{name}" for name in _exported_names()}
     for modname in SUBMODULES:
         module = importlib.import_module(modname)
         names.add(modname)

@@ -16,7 +16,8 @@ MODULES = sorted(
 
 
 # The slowest modules' examples (many HMM compiles) run with -m slow (time budget).
-SLOW = {"emjax._models._emissions", "emjax._models._hmm", "emjax.sklearn._hmm"}
+SLOW = {"emjax._models._emissions", "emjax._models._hmm", "emjax.sklearn._hmm",
+        "emjax._models._experts", "emjax._models._density"}
 
 
 @pytest.mark.parametrize(
