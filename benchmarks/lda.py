@@ -20,8 +20,9 @@ Measured, for each method:
   printed next to it as a check.
 
 Methods: emjax batch (float64, float32; the sparse layout `emjax.lda.SparseCounts`),
-emjax online (`emjax.OnlineEM`, minibatches of 128, ρ_t = (t + 10)^−0.7), scikit-learn
-batch and online (the same minibatch size and schedule), gensim ``LdaModel`` (online,
+emjax online (`emjax.OnlineEM`, minibatches of 128 in row order, ρ_t = (t + 11)^−0.7 with
+t counted from 0, the first update blending in the initial λ: scikit-learn's online update
+exactly), scikit-learn batch and online (the same minibatch size and schedule), gensim ``LdaModel`` (online,
 ``chunksize`` 128, its own default schedule ``(1 + t)^−0.5``) if gensim is installed.
 
 Every time is taken twice: wall-clock seconds, and CPU seconds of this process (all its
@@ -149,7 +150,7 @@ def main():
         p0 = model.make_params(topic_word=lam0.astype(dtype))
         for name, solver in (("batch", emjax.EM()),
                              ("online", emjax.OnlineEM(batch_size=BATCH, offset=OFFSET + 1.0,
-                                                       decay=DECAY))):
+                                                       decay=DECAY, shuffle=False))):
             if name == "online" and dtype == "float32":
                 continue
 
@@ -179,6 +180,23 @@ def main():
         results[f"scikit-learn {name}"] = dict(
             per_pass_wall=wall, per_pass_cpu=cpu, fit_wall=whole[0],
             perplexity=held_out(sk.components_), own_perplexity=float(sk.perplexity(test)))
+
+    # scikit-learn's online fit with every document's γ started at 1 (emjax's start, and
+    # scikit-learn's own in `transform`) instead of its random draw: the same algorithm as
+    # emjax online, step for step (tests/test_lda.py checks this to 1e-10 on a small corpus).
+    def run(steps):
+        sk = SkLDA(K, learning_method="online", max_iter=steps, batch_size=BATCH,
+                   learning_offset=OFFSET, learning_decay=DECAY, random_state=0)
+        e_step = sk._e_step
+        sk._e_step = lambda X, cal_sstats, random_init, parallel=None: e_step(
+            X, cal_sstats, False, parallel)
+        return sk.fit(Xs)
+
+    with threadpool_limits(args.blas_threads):
+        wall, cpu, sk, whole = per_pass(run, S, S0, args.repeats)
+    results["scikit-learn online, γ0 = 1"] = dict(
+        per_pass_wall=wall, per_pass_cpu=cpu, fit_wall=whole[0],
+        perplexity=held_out(sk.components_))
 
     # ---------------------------------------------------------------- gensim
     try:
