@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import sklearn.decomposition._lda as sk_lda_module
-from scipy.special import psi
+from _helpers import exact_dirichlet_expectation_2d, ones_init, use_exact_digamma
 from sklearn.decomposition import LatentDirichletAllocation as SkLDA
 
 import emjax
@@ -52,29 +52,13 @@ def _sklearn_init(num_words, seed=0, num_topics=K):
     return sk.components_.copy()
 
 
-def _ones_init(sk):
-    """scikit-learn's E-step during fit, started from γ = 1 instead of a random draw."""
-    e_step = sk._e_step
-    sk._e_step = lambda X, cal_sstats, random_init, parallel=None: e_step(X, cal_sstats, False,
-                                                                           parallel)
-    return sk
-
-
-def _exact_1d(doc_topic, prior, out):
-    doc_topic += prior
-    out[:] = np.exp(psi(doc_topic) - psi(np.sum(doc_topic)))
-
-
-def _exact_2d(arr):
-    arr = np.asarray(arr)
-    return psi(arr) - psi(np.sum(arr, axis=1))[:, None]
+_ones_init = ones_init
+_exact_2d = exact_dirichlet_expectation_2d
 
 
 @pytest.fixture
 def _exact_digamma(monkeypatch):
-    monkeypatch.setattr(sk_lda_module, "cy_dirichlet_expectation_1d",
-                        {"float": _exact_1d, "double": _exact_1d})
-    monkeypatch.setattr(sk_lda_module, "_dirichlet_expectation_2d", _exact_2d)
+    use_exact_digamma(monkeypatch)
 
 
 def _fit(model, data, lam0, steps, **kwargs):

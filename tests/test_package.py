@@ -2,27 +2,19 @@
 
 import inspect
 import os
-import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _helpers import run_fresh_python
 
 import emjax
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run_fresh_python(code: str) -> str:
-    """Run ``code`` in a new interpreter with JAX's defaults (no x64); return its stdout."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("JAX_ENABLE_X64", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+_run_fresh_python = run_fresh_python
 
 
 def test_import_does_not_change_jax_config():

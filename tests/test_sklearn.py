@@ -11,14 +11,13 @@ import copy
 import functools
 import os
 import pickle
-import subprocess
-import sys
 import warnings
 
 import jax
 import numpy as np
 import pytest
 import scipy.stats as st
+from _helpers import run_fresh_python
 from sklearn import cluster as skcluster
 from sklearn import mixture as skmixture
 from sklearn.base import clone
@@ -367,14 +366,7 @@ def test_float32_dtype(X):
     np.testing.assert_allclose(km.inertia_, exact.inertia_, rtol=1e-5)
 
 
-def _fresh_python(code: str) -> str:
-    """Run ``code`` in a new interpreter with JAX's defaults (x64 off); return its stdout."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    env.pop("JAX_ENABLE_X64", None)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip()
+_fresh_python = run_fresh_python
 
 
 def test_emjax_does_not_import_sklearn():

@@ -22,9 +22,8 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import sklearn.decomposition._lda as sk_lda_module
+from _helpers import ones_init, use_exact_digamma
 from hmmlearn import hmm as hl
-from scipy.special import psi
 from sklearn.base import clone
 from sklearn.decomposition import LatentDirichletAllocation as SkLDA
 from sklearn.feature_extraction.text import CountVectorizer
@@ -273,30 +272,13 @@ def counts():
     return _corpus()
 
 
-def _exact_1d(doc_topic, prior, out):
-    doc_topic += prior
-    out[:] = np.exp(psi(doc_topic) - psi(np.sum(doc_topic)))
-
-
-def _exact_2d(arr):
-    arr = np.asarray(arr)
-    return psi(arr) - psi(np.sum(arr, axis=1))[:, None]
-
-
 @pytest.fixture
 def _exact_digamma(monkeypatch):
     """scikit-learn with SciPy's digamma instead of its fast approximation."""
-    monkeypatch.setattr(sk_lda_module, "cy_dirichlet_expectation_1d",
-                        {"float": _exact_1d, "double": _exact_1d})
-    monkeypatch.setattr(sk_lda_module, "_dirichlet_expectation_2d", _exact_2d)
+    use_exact_digamma(monkeypatch)
 
 
-def _ones_init(sk):
-    """scikit-learn's E-step during fit started from γ = 1 (as emjax's), not at random."""
-    e_step = sk._e_step
-    sk._e_step = lambda X, cal_sstats, random_init, parallel=None: e_step(X, cal_sstats, False,
-                                                                           parallel)
-    return sk
+_ones_init = ones_init
 
 
 def test_lda_batch_fit_matches_sklearn(counts, _exact_digamma):
