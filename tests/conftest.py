@@ -10,6 +10,7 @@
   same machine skip most compiles. Set EMJAX_TEST_NO_CACHE=1 to turn this off.
 """
 
+import gc
 import os
 
 if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
@@ -39,3 +40,26 @@ def _release_compiled_programs():
     """
     yield
     jax.clear_caches()
+
+
+_MAPPINGS_LIMIT = 30_000  # about half of vm.max_map_count's default 65,530
+
+
+def _num_mappings() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+@pytest.fixture(autouse=True)
+def _release_when_mappings_pile_up():
+    """Within a long module (the contract suite) or a pytest-xdist worker that runs long
+    stretches of one module, drop the compiled programs once this process holds more than
+    ``_MAPPINGS_LIMIT`` memory mappings (see above): a worker of the slow run crashed with a
+    segmentation fault in XLA's executable serialisation otherwise."""
+    yield
+    if _num_mappings() > _MAPPINGS_LIMIT:
+        jax.clear_caches()
+        gc.collect()
