@@ -300,8 +300,8 @@ def fit(
             (the best finite ELBO so far), ``num_converged``, ``num_running``,
             ``num_restarts``, ``elapsed`` (seconds). `emjax.print_progress` prints one line
             per report. Each iteration then makes one host call (for all restarts of a
-            ``vmap``-ed batch together); with ``restart_batch_size`` the figures are those of
-            the running batch. Only for a call of `fit` outside ``jit``/``vmap``, and not
+            ``vmap``-ed batch together; about 0.5 ms on a CPU, measurable on small fits);
+            with ``restart_batch_size`` the figures are those of the running batch. Only for a call of `fit` outside ``jit``/``vmap``, and not
             with ``mesh``. An exception raised by ``progress`` is raised again when the fit
             ends.
 
