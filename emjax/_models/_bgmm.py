@@ -450,6 +450,8 @@ class BayesianGaussianMixture(AbstractMixtureModel):
         (``weight_concentration_``, ``mean_precision_``, ``means_``,
         ``degrees_of_freedom_``, ``covariances_``), so a scikit-learn state carries over.
 
+        A leading restart axis on every array gives a batch for ``params0``.
+
         Args:
             weight_concentration: ``(K,)`` positive Dirichlet parameters
                 ("dirichlet_distribution"), or the Beta parameters ``(a, b)`` of the sticks
@@ -459,7 +461,6 @@ class BayesianGaussianMixture(AbstractMixtureModel):
             degrees_of_freedom: ``(K,)``, each ``> D − 1``.
             covariances: ``W_k⁻¹/ν_k``: ``(K, D, D)`` symmetric positive definite
                 ("full"), ``(K, D)`` positive ("diag") or ``(K,)`` positive ("spherical").
-            A leading restart axis on every array gives a batch for ``params0``.
 
         Returns:
             `BayesianGaussianMixtureParams`; ``mean_prior`` and ``covariance_prior`` are

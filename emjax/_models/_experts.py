@@ -275,14 +275,14 @@ class MixtureOfExperts(AbstractDensityMixture):
                     _num_features=None) -> MixtureOfExpertsParams:
         """Build and validate parameters (for ``params0``).
 
+        A leading restart axis on every array gives a batch for ``params0``.
+
         Args:
             gate_weights: ``(K, D)``; must be zero for ``gating="constant"``.
             gate_bias: ``(K,)``.
             coefs: ``(K, D)``.
             intercepts: ``(K,)``.
             variances: ``(K,)``, positive.
-
-            A leading restart axis on every array gives a batch for ``params0``.
 
         Raises:
             ValueError: shapes that do not fit, non-finite values, variances ``<= 0``, or a

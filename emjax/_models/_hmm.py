@@ -352,6 +352,8 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
     def make_params(self, *, initial, transition, emissions=None, **emission_arrays) -> HMMParams:
         """Build and validate parameters from plain arrays.
 
+        A leading restart axis on every array gives a batch for ``params0``.
+
         Args:
             initial: ``(K,)`` initial probabilities (non-negative, summing to 1).
             transition: ``(K, K)`` transition matrix (rows non-negative, summing to 1);
@@ -363,8 +365,6 @@ class HiddenMarkovModel(AbstractHardEMModel, AbstractUnconstrainedModel):
                 diag, ``(K,)`` spherical, ``(D, D)`` tied); ``weights``, ``means``,
                 ``covariances`` (`GaussianMixtureEmissions`); ``probs`` ``(K, V)``
                 (`CategoricalEmissions`); ``rates`` ``(K, D)`` (`PoissonEmissions`).
-
-            A leading restart axis on every array gives a batch for ``params0``.
 
         Returns:
             `HMMParams`.

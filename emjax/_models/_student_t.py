@@ -201,14 +201,14 @@ class StudentTMixture(AbstractDensityMixture):
                     _num_features=None) -> StudentTMixtureParams:
         """Build and validate parameters (for ``params0``).
 
+        A leading restart axis on every array gives a batch for ``params0``.
+
         Args:
             weights: ``(K,)`` non-negative, summing to 1.
             means: ``(K, D)``.
             covariances: scale matrices ``(K, D, D)`` symmetric positive definite ("full")
                 or positive ``(K, D)`` ("diag").
             dofs: positive degrees of freedom ``(K,)``.
-
-            A leading restart axis on every array gives a batch for ``params0``.
 
         Raises:
             ValueError: shapes that do not fit, non-finite values, weights that do not sum
